@@ -1,0 +1,40 @@
+"""hf_eff: training- and inference-efficiency methods from research papers as native Hugging Face pieces.
+
+Public names are resolved lazily (PEP 562) so that ``import hf_eff`` stays cheap: nothing heavy (transformers
+models, OpenCV, video decoding) is imported until a name is used. Importing ``hf_eff`` still makes every model
+known to the Auto classes and every pipeline known to ``PIPELINE_REGISTRY``: see :mod:`hf_eff._registration`.
+"""
+
+import importlib
+from typing import Any
+
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it; a method adds its names here when it lands
+_PUBLIC_NAMES: dict[str, str] = {
+    "load_text_corpus": "hf_eff.data",
+    "load_text_task": "hf_eff.data",
+    "load_image_dataset": "hf_eff.data",
+}
+
+__all__ = sorted(_PUBLIC_NAMES)
+
+
+def __getattr__(name: str) -> Any:
+    module = _PUBLIC_NAMES.get(name)
+    if module is None:
+        raise AttributeError(f"module 'hf_eff' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # cache: the next access is a plain attribute lookup
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+from hf_eff._registration import install_registration_hook  # noqa: E402
+
+
+install_registration_hook()

@@ -1,0 +1,136 @@
+"""Measurements that compare a method with its baseline in the same process.
+
+- :class:`SavedTensorsMeter` counts the bytes autograd keeps for backward: a machine-independent measure of
+  training activation memory.
+- :class:`PeakRSSMeter` reads the process's peak resident memory (Linux ``VmHWM``, reset per measurement).
+- :func:`compare_timings` times several callables interleaved and reports each one's ratio to a baseline.
+"""
+
+import statistics
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+
+def _storage_key(tensor: torch.Tensor) -> tuple[int, int]:
+    storage = tensor.untyped_storage()
+    return storage.data_ptr(), storage.nbytes()
+
+
+class SavedTensorsMeter:
+    """Context manager counting the bytes of tensors saved for backward inside it.
+
+    Each storage counts once however many tensors (views, repeated saves) refer to it. Tensors that belong to
+    ``exclude`` (typically ``model.parameters()``, which exist whether or not anything is saved) are not counted.
+
+    >>> with SavedTensorsMeter() as meter:
+    ...     y = (x * x).sum()
+    >>> meter.bytes
+    """
+
+    def __init__(self, exclude: Iterable[torch.Tensor] = ()):
+        self._excluded = {_storage_key(t) for t in exclude}
+        self._seen: dict[tuple[int, int], int] = {}
+        self._hooks = None
+
+    @property
+    def bytes(self) -> int:
+        return sum(self._seen.values())
+
+    def _pack(self, tensor: torch.Tensor) -> torch.Tensor:
+        if tensor.device.type != "meta":
+            key = _storage_key(tensor)
+            if key not in self._excluded:
+                self._seen[key] = key[1]
+        return tensor
+
+    def __enter__(self) -> "SavedTensorsMeter":
+        self._hooks = torch.autograd.graph.saved_tensors_hooks(self._pack, lambda tensor: tensor)
+        self._hooks.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._hooks.__exit__(*exc)
+
+
+def saved_tensor_bytes(fn: Callable[[], torch.Tensor], exclude: Iterable[torch.Tensor] = ()) -> int:
+    """Bytes saved for backward while ``fn()`` runs (the graph is freed before returning)."""
+    with SavedTensorsMeter(exclude) as meter:
+        out = fn()
+    del out
+    return meter.bytes
+
+
+def _read_status_kib(field_name: str) -> int | None:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field_name + ":"):
+                return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+@dataclass
+class PeakRSSMeter:
+    """Peak resident set size reached inside the context, in bytes above the RSS at entry.
+
+    On Linux the kernel's high-water mark is reset on entry (``/proc/self/clear_refs``), so successive
+    measurements in one process are independent. Elsewhere ``peak_bytes`` is ``None`` (reported, never guessed).
+    """
+
+    peak_bytes: int | None = None
+    _start_kib: int | None = field(default=None, repr=False)
+
+    @staticmethod
+    def supported() -> bool:
+        return _read_status_kib("VmHWM") is not None and Path("/proc/self/clear_refs").exists()
+
+    def __enter__(self) -> "PeakRSSMeter":
+        if self.supported():
+            try:
+                Path("/proc/self/clear_refs").write_text("5")  # 5 = reset the peak RSS to the current RSS
+                self._start_kib = _read_status_kib("VmRSS")
+            except OSError:
+                self._start_kib = None
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._start_kib is not None:
+            self.peak_bytes = 1024 * (_read_status_kib("VmHWM") - self._start_kib)
+
+
+@dataclass
+class Timing:
+    name: str
+    median_s: float
+    times_s: list[float]
+    ratio: float  # median / baseline median
+
+
+def compare_timings(
+    candidates: dict[str, Callable[[], object]],
+    baseline: str,
+    repeats: int = 5,
+    warmup: int = 1,
+) -> dict[str, Timing]:
+    """Time each callable ``repeats`` times, interleaved round-robin so that drift of the machine affects
+    all of them alike, and report each median as a ratio to ``baseline``'s median."""
+    if baseline not in candidates:
+        raise ValueError(f"baseline {baseline!r} is not one of {sorted(candidates)}")
+    if repeats < 1 or warmup < 0:
+        raise ValueError(f"repeats must be >= 1 and warmup >= 0, got {repeats} and {warmup}")
+    for fn in candidates.values():
+        for _ in range(warmup):
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in candidates}
+    for _ in range(repeats):
+        for name, fn in candidates.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    base = statistics.median(times[baseline])
+    return {name: Timing(name, statistics.median(ts), ts, statistics.median(ts) / base) for name, ts in times.items()}

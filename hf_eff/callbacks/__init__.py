@@ -1,0 +1,1 @@
+"""TrainerCallbacks (and the smallest Trainer mixins they need): SWAP, bandit LR, per-instance LR."""

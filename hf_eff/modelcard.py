@@ -1,0 +1,99 @@
+"""Model cards for hf_eff checkpoints.
+
+One Jinja template per model lives in ``hf_eff/model_cards/<name>.md`` (shipped with the package). A template
+starts with the YAML front matter placeholder ``{{ card_data }}`` and may use any variable passed to
+:func:`render_model_card`. Models get their card on ``save_pretrained`` and ``push_to_hub`` through
+:class:`ModelCardMixin`; trainers that produce plain transformers checkpoints (SPDF) call
+:func:`render_model_card` themselves.
+"""
+
+import tempfile
+from importlib import resources
+from pathlib import Path
+from typing import Any, ClassVar
+
+from huggingface_hub import ModelCard, ModelCardData
+
+
+LIBRARY_NAME = "hf_eff"
+
+
+def template_text(template: str) -> str:
+    """The text of ``hf_eff/model_cards/<template>.md``; a clear error names the templates that exist."""
+    folder = resources.files("hf_eff") / "model_cards"
+    path = folder / f"{template}.md"
+    if not path.is_file():
+        known = sorted(p.name[:-3] for p in folder.iterdir() if p.name.endswith(".md"))
+        raise ValueError(f"unknown model card template {template!r}; expected one of {known}")
+    return path.read_text()
+
+
+def render_model_card(template: str, card_data: dict[str, Any] | None = None, **variables: Any) -> ModelCard:
+    """Fill template ``template`` with ``variables``; ``card_data`` becomes the YAML metadata.
+
+    ``library_name`` is always ``hf_eff`` and the tag ``hf_eff`` is always present.
+    """
+    data = dict(card_data or {})
+    data["library_name"] = LIBRARY_NAME
+    data["tags"] = list(dict.fromkeys([LIBRARY_NAME, *(data.get("tags") or [])]))
+    return ModelCard.from_template(ModelCardData(**data), template_str=template_text(template), **variables)
+
+
+class ModelCardMixin:
+    """Give a ``PreTrainedModel`` a filled card on ``save_pretrained`` and ``push_to_hub``.
+
+    Subclasses set ``model_card_template`` and may override :meth:`model_card_data` and
+    :meth:`model_card_variables`. Extra metadata gathered while training (datasets, metrics, results) can be
+    put in ``model.card_metadata`` and is merged into the YAML.
+    """
+
+    model_card_template: ClassVar[str]
+    card_metadata: dict[str, Any] | None = None
+
+    def model_card_data(self) -> dict[str, Any]:
+        return {}
+
+    def model_card_variables(self) -> dict[str, Any]:
+        return {"config": self.config, "model_class": type(self).__name__}
+
+    def create_model_card(self, **card_data: Any) -> ModelCard:
+        data = {**self.model_card_data(), **(self.card_metadata or {}), **card_data}
+        return render_model_card(self.model_card_template, data, **self.model_card_variables())
+
+    def save_pretrained(self, save_directory, *args, is_main_process: bool = True, **kwargs):
+        result = super().save_pretrained(save_directory, *args, is_main_process=is_main_process, **kwargs)
+        if is_main_process and not kwargs.get("push_to_hub", False):
+            self.create_model_card().save(Path(save_directory) / "README.md")
+        return result
+
+    def push_to_hub(
+        self,
+        repo_id: str,
+        *,
+        commit_message: str | None = None,
+        private: bool | None = None,
+        token: str | None = None,
+        revision: str | None = None,
+        create_pr: bool = False,
+        tags: list[str] | None = None,
+        **save_kwargs: Any,
+    ):
+        """Upload weights, config and *this library's* card (transformers' own push would replace the card
+        with its generic one)."""
+        from huggingface_hub import HfApi
+
+        api = HfApi(token=token)
+        repo_id = api.create_repo(repo_id, private=private, exist_ok=True).repo_id
+        with tempfile.TemporaryDirectory() as folder:
+            self.save_pretrained(folder, **save_kwargs)
+            if tags:
+                card = ModelCard.load(Path(folder) / "README.md")
+                card.data.tags = list(dict.fromkeys([*(card.data.tags or []), *tags]))
+                card.save(Path(folder) / "README.md")
+            return api.upload_folder(
+                repo_id=repo_id,
+                folder_path=folder,
+                commit_message=commit_message or "Upload model (hf_eff)",
+                revision=revision,
+                create_pr=create_pr,
+            )

@@ -1,0 +1,1 @@
+"""Hugging Face models built on the hf_eff engines: one folder per model."""

@@ -1,0 +1,1 @@
+"""Pipelines: thin pre- and post-processing around random_features/ and video/."""
