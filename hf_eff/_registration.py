@@ -1,15 +1,20 @@
 """Register hf_eff models and pipelines with transformers without paying for the import of transformers.
 
-Importing ``transformers.modeling_utils`` costs seconds, far more than ``import hf_eff`` may take. Registration
-therefore runs at the first moment it can matter: immediately if transformers' Auto classes are already imported,
-otherwise right after ``transformers.models.auto.modeling_auto`` and ``transformers.modeling_utils`` have both
-finished importing (a ``sys.meta_path`` post-import hook). Either way, after ``import hf_eff`` the Auto classes
-and ``pipeline()`` know every hf_eff model and task by the time user code can reach them.
+Importing transformers' model machinery costs seconds, far more than ``import hf_eff`` may take. Registration
+therefore runs at the first moment it can matter:
+
+- at ``import hf_eff``, if transformers' Auto classes are already imported;
+- otherwise as soon as user code has imported ``transformers.models.auto.configuration_auto`` (which every Auto
+  class, ``pipeline()`` and ``Trainer`` import) *and* transformers has finished whatever import was in progress.
+  A ``sys.meta_path`` finder wraps the loaders of ``transformers`` modules and counts the imports in flight; when
+  the count drops to zero, the registration modules are imported and the finder removes itself.
+
+Either way, after ``import hf_eff`` the Auto classes and ``pipeline()`` know every hf_eff model and task before
+user code can reach them.
 """
 
 import importlib
 import importlib.abc
-import importlib.util
 import sys
 import threading
 
@@ -17,16 +22,10 @@ import threading
 # modules whose import registers something (Auto classes, pipelines); a method adds its module when it lands
 REGISTRATION_MODULES: list[str] = []
 
-_TRIGGERS = {
-    "transformers.modeling_utils": "PreTrainedModel",
-    "transformers.models.auto.modeling_auto": "AutoModel",
-}
+_AUTO_CONFIG_MODULE = "transformers.models.auto.configuration_auto"
 _lock = threading.RLock()
 _done = False
-
-
-def _transformers_ready() -> bool:
-    return all(hasattr(sys.modules.get(name), attr) for name, attr in _TRIGGERS.items())
+_imports_in_flight = 0
 
 
 def register_all() -> None:
@@ -36,27 +35,29 @@ def register_all() -> None:
         if _done:
             return
         _done = True
+        sys.meta_path[:] = [finder for finder in sys.meta_path if not isinstance(finder, _RegisterAfterImport)]
         for module in REGISTRATION_MODULES:
             importlib.import_module(module)
 
 
 class _RegisterAfterImport(importlib.abc.MetaPathFinder):
-    """Wraps the loaders of the trigger modules so registration runs when both have been executed."""
+    """Hands out wrapped loaders for ``transformers`` modules (see the module docstring)."""
 
     def find_spec(self, fullname, path=None, target=None):
-        if fullname not in _TRIGGERS or _done:
+        if _done or not (fullname == "transformers" or fullname.startswith("transformers.")):
             return None
         for finder in sys.meta_path:
             if finder is self or not hasattr(finder, "find_spec"):
                 continue
             spec = finder.find_spec(fullname, path, target)
-            if spec is not None and spec.loader is not None:
-                spec.loader = _RegisteringLoader(spec.loader)
+            if spec is not None:
+                if spec.loader is not None and hasattr(spec.loader, "exec_module"):
+                    spec.loader = _CountingLoader(spec.loader)
                 return spec
         return None
 
 
-class _RegisteringLoader(importlib.abc.Loader):
+class _CountingLoader(importlib.abc.Loader):
     def __init__(self, loader: importlib.abc.Loader):
         self._loader = loader
 
@@ -64,8 +65,13 @@ class _RegisteringLoader(importlib.abc.Loader):
         return self._loader.create_module(spec)
 
     def exec_module(self, module):
-        self._loader.exec_module(module)
-        if _transformers_ready():
+        global _imports_in_flight
+        _imports_in_flight += 1
+        try:
+            self._loader.exec_module(module)
+        finally:
+            _imports_in_flight -= 1
+        if _imports_in_flight == 0 and _AUTO_CONFIG_MODULE in sys.modules:
             register_all()
 
     def __getattr__(self, name):  # get_code, get_source, is_package, ... for tools that ask
@@ -73,7 +79,7 @@ class _RegisteringLoader(importlib.abc.Loader):
 
 
 def install_registration_hook() -> None:
-    if _transformers_ready():
+    if _AUTO_CONFIG_MODULE in sys.modules:
         register_all()
     elif not any(isinstance(f, _RegisterAfterImport) for f in sys.meta_path):
         sys.meta_path.insert(0, _RegisterAfterImport())

@@ -41,8 +41,17 @@ def _run_tour(args: argparse.Namespace) -> int:
 
 
 def _run_bench(args: argparse.Namespace) -> int:
-    from hf_eff.bench.runner import run_benchmarks
+    from hf_eff.bench.registry import available_benchmarks
+    from hf_eff.bench.runner import run_benchmarks, select_benchmarks
 
+    if args.method == "list":
+        for name, bench in available_benchmarks().items():
+            print(f"{name:12s} {bench.summary}")
+        return 0
+    try:
+        select_benchmarks(args.method)
+    except ValueError as error:
+        raise UsageError(str(error)) from error
     run_benchmarks(args.method, quick=args.quick, seed=args.seed, output_dir=args.output_dir)
     return 0
 
@@ -66,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     tour.set_defaults(func=_run_tour)
 
     bench = subparsers.add_parser("bench", help="benchmark one method (or 'all') against its baseline")
-    bench.add_argument("method", help="a method name (see 'hf-eff bench list') or 'all'")
+    bench.add_argument("method", help="a method name, 'all', or 'list' to see the available ones")
     bench.add_argument("--quick", action="store_true", help="small settings (what CI and the tour run)")
     add_common_arguments(bench, "hf_eff_bench")
     bench.set_defaults(func=_run_bench)

@@ -1,0 +1,93 @@
+"""Run benchmarks for ``hf-eff bench`` and ``hf-eff tour``: seed, time-box, write reports, print the table."""
+
+import json
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from hf_eff.bench.registry import Benchmark, BenchSettings, available_benchmarks
+from hf_eff.bench.report import BenchReport, markdown_table, write_report
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def select_benchmarks(names: list[str] | str) -> list[Benchmark]:
+    """Benchmarks by name (``"all"`` for every one); a clear error lists the names that exist."""
+    known = available_benchmarks()
+    if names == "all" or names == ["all"]:
+        return list(known.values())
+    names = [names] if isinstance(names, str) else names
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ValueError(f"unknown method {unknown[0]!r}; available: {', '.join(known) or 'none yet'}")
+    return [known[n] for n in names]
+
+
+def run_one(bench: Benchmark, settings: BenchSettings) -> tuple[BenchReport, float]:
+    seed_everything(settings.seed)
+    start = time.perf_counter()
+    report = bench.run(settings)
+    report.meta.setdefault("size", settings.size)
+    report.meta.setdefault("seed", settings.seed)
+    write_report(report, settings.output_dir)
+    return report, time.perf_counter() - start
+
+
+def run_benchmarks(method: str, *, quick: bool, seed: int, output_dir: Path) -> list[BenchReport]:
+    """``hf-eff bench METHOD|all``: run, write ``<method>.json/.md/.png`` and print each table."""
+    benches = select_benchmarks(method)
+    settings = BenchSettings(size="quick" if quick else "full", seed=seed, output_dir=Path(output_dir))
+    reports = []
+    for bench in tqdm(benches, desc="benchmarks", disable=len(benches) == 1):
+        report, seconds = run_one(bench, settings)
+        print(f"\n# {report.title}  ({seconds:.0f} s)\n")
+        print(markdown_table(report.rows))
+        print(f"written to {settings.output_dir / (report.method + '.md')}")
+        reports.append(report)
+    return reports
+
+
+def run_tour(*, seed: int, output_dir: Path, only: list[str] | None = None) -> list[dict]:
+    """``hf-eff tour``: every available method at its quick size, one table of measured effects.
+
+    A method that fails is reported in the table with its error and does not stop the tour.
+    """
+    benches = select_benchmarks(only) if only else list(available_benchmarks().values())
+    output_dir = Path(output_dir)
+    settings = BenchSettings(size="quick", seed=seed, output_dir=output_dir)
+    if not benches:
+        print("No method has landed yet: nothing to run. `hf-eff bench --help` lists benchmarks as they land.")
+    rows = []
+    for bench in tqdm(benches, desc="hf-eff tour"):
+        try:
+            report, seconds = run_one(bench, settings)
+        except Exception as error:  # the tour goes on; the table says what failed
+            rows.append(
+                {"method": bench.name, "effect": "failed", "vs": "", "measured": f"{type(error).__name__}: {error}"}
+            )
+            continue
+        h = report.headline
+        rows.append(
+            {
+                "method": bench.name,
+                "effect": h.effect if h else report.title,
+                "vs": h.baseline if h else "",
+                "measured": h.format_value() if h else "see report",
+                "seconds": round(seconds, 1),
+            }
+        )
+    output_dir.mkdir(parents=True, exist_ok=True)
+    table = markdown_table(rows)
+    (output_dir / "tour.md").write_text("# hf-eff tour\n\n" + table)
+    (output_dir / "tour.json").write_text(json.dumps(rows, indent=2) + "\n")
+    print("\n" + table)
+    print(f"Reports and plots: {output_dir}/")
+    return rows

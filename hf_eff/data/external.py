@@ -1,0 +1,55 @@
+"""Load a user's own data: a local folder or file, or a Hugging Face dataset id.
+
+This is the only place in hf_eff that may reach a hub, and only when the user names a dataset id themselves.
+"""
+
+from pathlib import Path
+
+import datasets
+
+
+_FILE_BUILDERS = {".txt": "text", ".csv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
+
+
+def load_external_dataset(name: str, argument: str = "name") -> datasets.DatasetDict:
+    """``name`` is a folder written by ``save_to_disk``, a data file or folder of data files, or a Hub dataset id."""
+    path = Path(name).expanduser()
+    if path.exists():
+        if path.is_dir() and ((path / "dataset_dict.json").exists() or (path / "dataset_info.json").exists()):
+            loaded = datasets.load_from_disk(str(path))
+        else:
+            files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.suffix in _FILE_BUILDERS)
+            suffixes = {p.suffix for p in files}
+            if len(suffixes) != 1 or next(iter(suffixes)) not in _FILE_BUILDERS:
+                raise ValueError(
+                    f"{argument}={name!r}: expected a save_to_disk folder or data files with one of the "
+                    f"extensions {sorted(_FILE_BUILDERS)}, found {sorted(suffixes) or 'no data files'}"
+                )
+            loaded = datasets.load_dataset(_FILE_BUILDERS[files[0].suffix], data_files=[str(p) for p in files])
+    else:
+        try:
+            loaded = datasets.load_dataset(name)
+        except Exception as error:  # offline, unknown id, private repo: one clear message
+            raise ValueError(
+                f"{argument}={name!r} is neither a built-in dataset, an existing local path, nor a loadable "
+                f"Hugging Face dataset id ({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''})"
+            ) from error
+    if isinstance(loaded, datasets.Dataset):
+        loaded = datasets.DatasetDict({"train": loaded})
+    return loaded
+
+
+def ensure_split(
+    data: datasets.DatasetDict, split: str, fraction: float, seed: int, stratify_by_column: str | None = None
+) -> datasets.DatasetDict:
+    """Carve ``split`` out of ``train`` (a seeded ``fraction``) when the dataset does not have it."""
+    aliases = {"validation": ("validation", "valid", "dev", "val"), "test": ("test", "testing")}
+    for alias in aliases.get(split, (split,)):
+        if alias in data:
+            out = dict(data)
+            out[split] = out.pop(alias)
+            return datasets.DatasetDict(out)
+    if "train" not in data:
+        raise ValueError(f"dataset has no 'train' split to carve a {split!r} split from; splits: {sorted(data)}")
+    parts = data["train"].train_test_split(test_size=fraction, seed=seed, stratify_by_column=stratify_by_column)
+    return datasets.DatasetDict({**data, "train": parts["train"], split: parts["test"]})
