@@ -60,7 +60,7 @@ def _digits(seed: int, test_size: float) -> datasets.DatasetDict:
     return data.train_test_split(test_size=test_size, seed=seed, stratify_by_column="label")
 
 
-def _fashion_mnist() -> datasets.DatasetDict:
+def _fashion_mnist(seed: int, limits: dict[str, int | None]) -> datasets.DatasetDict:
     if not FASHION_MNIST_DIR.is_dir():
         raise ValueError(
             f"Fashion-MNIST not found in {FASHION_MNIST_DIR}: install Debian's package "
@@ -70,15 +70,23 @@ def _fashion_mnist() -> datasets.DatasetDict:
     for split, prefix in (("train", "train"), ("test", "t10k")):
         images = _read_idx(FASHION_MNIST_DIR / f"{prefix}-images-idx3-ubyte.gz")
         labels = _read_idx(FASHION_MNIST_DIR / f"{prefix}-labels-idx1-ubyte.gz").astype(np.int64)
+        keep = _subsample(len(labels), limits[split], seed)  # before conversion: Arrow tables are slow to build
         splits[split] = datasets.Dataset.from_dict(
             {
-                "pixel_values": (images.astype(np.float32) / 255.0)[:, None],
-                "label": labels,
-                "coarse_label": FASHION_MNIST_COARSE[labels],
+                "pixel_values": (images[keep].astype(np.float32) / 255.0)[:, None],
+                "label": labels[keep],
+                "coarse_label": FASHION_MNIST_COARSE[labels[keep]],
             },
             features=_features(1, 28, 28, FASHION_MNIST_CLASSES, FASHION_MNIST_COARSE_CLASSES),
         )
     return datasets.DatasetDict(splits)
+
+
+def _subsample(n: int, limit: int | None, seed: int) -> np.ndarray:
+    """Indices of a seeded random subset of size ``limit`` (all indices, in order, without a limit)."""
+    if limit is None or limit >= n:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).permutation(n)[:limit])
 
 
 def _from_images(data: datasets.DatasetDict, name: str) -> datasets.DatasetDict:
@@ -122,13 +130,13 @@ def load_image_dataset(
     for argument, value in (("max_train_samples", max_train_samples), ("max_eval_samples", max_eval_samples)):
         if value is not None and (not isinstance(value, int) or value < 1):
             raise ValueError(f"{argument} must be a positive integer or None, got {value!r}")
+    limits = {"train": max_train_samples, "test": max_eval_samples}
+    if name == "fashion-mnist":
+        return _fashion_mnist(seed, limits)
     if name == "digits":
         data = _digits(seed, test_size)
-    elif name == "fashion-mnist":
-        data = _fashion_mnist()
     else:
         data = _from_images(ensure_split(load_external_dataset(name), "test", test_size, seed), name)
-    for split, limit in (("train", max_train_samples), ("test", max_eval_samples)):
-        if limit is not None and limit < len(data[split]):
-            data[split] = data[split].shuffle(seed=seed).select(range(limit))
+    for split, limit in limits.items():
+        data[split] = data[split].select(_subsample(len(data[split]), limit, seed))
     return data

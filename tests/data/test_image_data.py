@@ -76,3 +76,16 @@ def test_unknown_dataset_and_bad_arguments():
         load_image_dataset(test_size=0)
     with pytest.raises(ValueError, match="max_train_samples"):
         load_image_dataset(max_train_samples=-1)
+
+
+@pytest.mark.skipif(not images.FASHION_MNIST_DIR.is_dir(), reason="Debian's dataset-fashion-mnist is not installed")
+def test_real_fashion_mnist_has_the_official_split():
+    train_images = images._read_idx(images.FASHION_MNIST_DIR / "train-images-idx3-ubyte.gz")
+    test_labels = images._read_idx(images.FASHION_MNIST_DIR / "t10k-labels-idx1-ubyte.gz")
+    assert train_images.shape == (60000, 28, 28)
+    assert np.bincount(test_labels).tolist() == [1000] * 10
+    data = load_image_dataset("fashion-mnist", max_train_samples=50, max_eval_samples=20, seed=1)
+    assert (len(data["train"]), len(data["test"])) == (50, 20)
+    assert (
+        data["train"]["label"] == load_image_dataset("fashion-mnist", max_train_samples=50, seed=1)["train"]["label"]
+    )
