@@ -1,0 +1,551 @@
+"""Hot swapping: choose the learning rate online with a multi-armed bandit, as a ``TrainerCallback``.
+
+Bache, DeCoste & Smyth, "Hot Swapping for Online Adaptation of Optimization Hyperparameters" (arXiv 1412.6599):
+one model is trained; training is cut into episodes of ``episode_steps`` optimizer steps; each episode a bandit
+plays one learning rate from a fixed set of arms and is rewarded with the relative decrease of the objective over
+the episode. The default policy is discounted UCB, which forgets old rewards so the preferred rate can drift (it
+usually moves down as training progresses). Optional backtracking rejects an episode that made the objective
+worse by restoring the weights and optimizer state from its start.
+
+Which parts are the paper's and which are hf_eff's choices (the paper's exact settings are unverified):
+
+- the objective is, by default, the loss on a fixed probe set evaluated in eval mode at episode boundaries
+  (``reward="probe_loss"``); ``reward="train_loss"`` uses the Trainer's logged training loss instead (cheaper,
+  noisier, biased against large rates) [hf_eff choice];
+- reward ``r = (L_start - L_end) / |L_start|``, clipped to ``[-reward_bound, reward_bound]`` so that one diverging
+  episode cannot dominate an arm's statistics forever; a non-finite loss earns ``-reward_bound`` [hf_eff choice];
+- backtracking restores the episode start when ``L_end > L_start`` [hf_eff reading of the paper's rule].
+
+Distributed runs make identical decisions on every rank: the probe set is sharded over ranks and the losses are
+all-reduced, the training loss is already gathered by the Trainer, and the policy's generator is seeded the same
+everywhere. The bandit's statistics, generator state, current arm and episode progress are saved in every
+checkpoint (``ExportableState``) and restored with ``TrainingArguments(restore_callback_states_from_checkpoint=True)``.
+"""
+
+import copy
+import inspect
+import logging
+import math
+import weakref
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
+from transformers.trainer_callback import ExportableState
+
+from hf_eff.callbacks.bandits import BANDITS, BanditPolicy, make_bandit
+
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["BanditLRCallback"]
+
+MODES = ("absolute", "multiplier")
+REWARDS = ("probe_loss", "train_loss")
+
+# Trainer rebuilds a restored callback from the JSON "args" of ``state()`` alone (``type(cb)(**args)``), which
+# cannot carry a dataset, a collate function or an unregistered policy object. The instance the user handed to the
+# Trainer registers those here, keyed by the model, and the rebuilt instance adopts them in ``on_train_begin``.
+_LIVE_OBJECTS: "weakref.WeakKeyDictionary[nn.Module, dict[str, Any]]" = weakref.WeakKeyDictionary()
+
+
+class BanditLRCallback(TrainerCallback, ExportableState):
+    """Pick the learning rate of every episode with a bandit (hot swapping).
+
+    Args:
+        arms: the learning rates to choose from (``mode="absolute"``), or the factors applied to the scheduled
+            learning rate (``mode="multiplier"``). Positive, finite, distinct.
+        episode_steps: optimizer steps per episode (one arm is played per episode).
+        mode: ``"absolute"`` sets every param group's learning rate to the arm each step (any schedule is
+            ignored; use ``lr_scheduler_type="constant"``); ``"multiplier"`` multiplies the schedule's base rates
+            by the arm, keeping its warm-up/decay shape (needs a ``LambdaLR``, which every Trainer schedule except
+            ``reduce_lr_on_plateau`` and ``greedy`` is).
+        bandit: a policy name (``"ducb"`` default, ``"swucb"``, ``"ucb1"``, ``"epsilon_greedy"``, ``"thompson"``,
+            or one added with :func:`hf_eff.callbacks.bandits.register_bandit`) or a ``BanditPolicy`` instance.
+        bandit_kwargs: keyword arguments of the named policy (e.g. ``{"gamma": 0.9, "xi": 0.6}``). UCB policies
+            get ``reward_bound`` from this callback unless given here.
+        reward: ``"probe_loss"`` (the relative decrease of the loss on ``probe_dataset``) or ``"train_loss"``
+            (of the mean training loss logged by the Trainer; needs ``logging_steps == episode_steps``).
+        probe_dataset: a small held-out set (``datasets.Dataset``, map-style torch dataset or list of examples)
+            whose examples, collated, are valid ``model(**batch)`` inputs with labels. Columns the model's
+            ``forward`` does not accept are dropped from a ``datasets.Dataset``.
+        probe_batch_size: batch size of the probe evaluation.
+        probe_collator: collate function for the probe set (default: ``transformers.default_data_collator``).
+        backtrack: snapshot model, optimizer, scheduler (and AMP grad scaler) at each episode start and restore
+            them when the episode made the objective worse. Doubles parameter and optimizer-state memory; not
+            supported with DeepSpeed or FSDP (sharded state).
+        reward_bound: rewards are clipped to ``[-reward_bound, reward_bound]``; also the ``B`` of UCB indices.
+        seed: seed of the policy's random generator (the same on every rank).
+    """
+
+    def __init__(
+        self,
+        arms: Sequence[float],
+        episode_steps: int = 50,
+        *,
+        mode: str = "absolute",
+        bandit: str | BanditPolicy = "ducb",
+        bandit_kwargs: dict[str, Any] | None = None,
+        reward: str = "probe_loss",
+        probe_dataset: Any = None,
+        probe_batch_size: int = 64,
+        probe_collator: Callable[[list], dict[str, Any]] | None = None,
+        backtrack: bool = False,
+        reward_bound: float = 1.0,
+        seed: int = 0,
+        _restoring: bool = False,
+    ):
+        self.arms = _check_arms(arms)
+        if not isinstance(episode_steps, int) or isinstance(episode_steps, bool) or episode_steps < 1:
+            raise ValueError(f"episode_steps must be an int >= 1, got {episode_steps!r}")
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        if reward not in REWARDS:
+            raise ValueError(f"reward must be one of {REWARDS}, got {reward!r}")
+        if not isinstance(probe_batch_size, int) or isinstance(probe_batch_size, bool) or probe_batch_size < 1:
+            raise ValueError(f"probe_batch_size must be an int >= 1, got {probe_batch_size!r}")
+        if not isinstance(reward_bound, (int, float)) or not math.isfinite(reward_bound) or reward_bound <= 0:
+            raise ValueError(f"reward_bound must be a positive finite number, got {reward_bound!r}")
+        if reward == "probe_loss" and probe_dataset is None and not _restoring:
+            raise ValueError(
+                "reward='probe_loss' needs a probe_dataset (a small held-out set with labels, e.g. 256 examples of "
+                "your validation split); pass one, or use reward='train_loss'"
+            )
+        if probe_dataset is not None and not _restoring and _length(probe_dataset) == 0:
+            raise ValueError("probe_dataset is empty; it must hold at least one example")
+        if probe_collator is not None and not callable(probe_collator):
+            raise TypeError(f"probe_collator must be callable, got {type(probe_collator).__name__}")
+        self.episode_steps = episode_steps
+        self.mode = mode
+        self.reward = reward
+        self.probe_dataset = probe_dataset
+        self.probe_batch_size = probe_batch_size
+        self.probe_collator = probe_collator
+        self.backtrack = bool(backtrack)
+        self.reward_bound = float(reward_bound)
+        self.seed = seed
+        self.bandit_kwargs = dict(bandit_kwargs or {})
+        self.policy = self._build_policy(bandit) if bandit is not None else None
+
+        # episode progress (saved in checkpoints)
+        self.current_arm: int | None = None
+        self.steps_in_episode = 0
+        self.episode_start_loss: float | None = None
+        self.history: list[dict[str, Any]] = []  # one record per finished episode
+        self._pending_policy_state: dict[str, Any] | None = None
+        # transient
+        self._snapshot: dict[str, Any] | None = None
+        self._probe_batches: list[dict[str, Any]] | None = None
+        self._awaiting_train_loss = False
+        self._pending_logs: dict[str, float] = {}
+        self._warned_missing_snapshot = False
+
+    # ------------------------------------------------------------------------------------------------------------
+    # construction helpers
+    def _build_policy(self, bandit: str | BanditPolicy) -> BanditPolicy:
+        if isinstance(bandit, BanditPolicy):
+            if bandit.num_arms != len(self.arms):
+                raise ValueError(f"the bandit has {bandit.num_arms} arms but {len(self.arms)} arms were given")
+            if self.bandit_kwargs:
+                raise ValueError("bandit_kwargs only apply to a bandit given by name, not to a BanditPolicy instance")
+            return bandit
+        if not isinstance(bandit, str):
+            raise TypeError(f"bandit must be a policy name or a BanditPolicy instance, got {type(bandit).__name__}")
+        kwargs = dict(self.bandit_kwargs)
+        if bandit in ("ducb", "swucb", "ucb1"):
+            kwargs.setdefault("reward_bound", self.reward_bound)
+        return make_bandit(bandit, len(self.arms), seed=self.seed, **kwargs)
+
+    # ------------------------------------------------------------------------------------------------------------
+    # checkpointing (ExportableState)
+    def state(self) -> dict[str, Any]:
+        policy = self.policy
+        registered = policy is not None and BANDITS.get(policy.name) is type(policy)
+        return {
+            "args": {
+                "arms": list(self.arms),
+                "episode_steps": self.episode_steps,
+                "mode": self.mode,
+                "bandit": policy.name if registered else None,
+                "bandit_kwargs": policy.config() if registered else {},
+                "reward": self.reward,
+                "probe_batch_size": self.probe_batch_size,
+                "backtrack": self.backtrack,
+                "reward_bound": self.reward_bound,
+                "seed": self.seed,
+                "_restoring": True,
+            },
+            "attributes": {"progress": self.progress},
+        }
+
+    @property
+    def progress(self) -> dict[str, Any]:
+        """The JSON-serialisable training state: policy statistics and generator, current arm, episode progress."""
+        return {
+            "policy": self.policy.state_dict() if self.policy is not None else self._pending_policy_state,
+            "current_arm": self.current_arm,
+            "steps_in_episode": self.steps_in_episode,
+            "episode_start_loss": self.episode_start_loss,
+            "history": copy.deepcopy(self.history),
+        }
+
+    @progress.setter
+    def progress(self, value: dict[str, Any]) -> None:
+        expected = {"policy", "current_arm", "steps_in_episode", "episode_start_loss", "history"}
+        if not isinstance(value, dict) or set(value) != expected:
+            raise ValueError(f"BanditLRCallback progress must have the keys {sorted(expected)}, got {value!r:.200}")
+        arm = value["current_arm"]
+        if arm is not None and not (isinstance(arm, int) and 0 <= arm < len(self.arms)):
+            raise ValueError(f"saved current_arm {arm!r} does not index the {len(self.arms)} arms")
+        self.current_arm = arm
+        self.steps_in_episode = int(value["steps_in_episode"])
+        self.episode_start_loss = value["episode_start_loss"]
+        self.history = copy.deepcopy(value["history"])
+        if self.policy is not None and value["policy"] is not None:
+            self.policy.load_state_dict(value["policy"])
+        else:
+            self._pending_policy_state = value["policy"]
+
+    # ------------------------------------------------------------------------------------------------------------
+    # public read-outs
+    @property
+    def current_lr(self) -> float | None:
+        """The arm being played (a learning rate, or a multiplier in multiplier mode)."""
+        return None if self.current_arm is None else self.arms[self.current_arm]
+
+    @property
+    def arm_trace(self) -> list[float]:
+        """The arm value played in each finished episode, in order."""
+        return [record["arm_value"] for record in self.history]
+
+    # ------------------------------------------------------------------------------------------------------------
+    # Trainer events
+    def on_init_end(self, args, state, control, model=None, **kwargs):
+        self._register_live_objects(model)
+
+    def on_train_begin(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, model=None, **kwargs
+    ):
+        self._adopt_live_objects(model)
+        self._register_live_objects(model)
+        self._check_training_setup(args, state, kwargs.get("lr_scheduler"))
+        optimizer, lr_scheduler = kwargs.get("optimizer"), kwargs.get("lr_scheduler")
+        self._awaiting_train_loss = False
+        self._snapshot = None
+        if self.current_arm is None:  # a fresh run (a resumed one restored its episode progress)
+            start_loss = self._probe_loss(model) if self.reward == "probe_loss" else None
+            self._start_episode(start_loss, model, optimizer, lr_scheduler)
+        elif self.backtrack and self.steps_in_episode == 0:
+            self._snapshot = _take_snapshot(model, optimizer, lr_scheduler)
+        self._apply_lr(optimizer, lr_scheduler)
+
+    def on_step_begin(self, args, state, control, optimizer=None, lr_scheduler=None, **kwargs):
+        # every step: a LambdaLR scheduler rewrites the learning rate after each optimizer step
+        self._apply_lr(optimizer, lr_scheduler)
+
+    def on_step_end(self, args, state, control, model=None, optimizer=None, lr_scheduler=None, **kwargs):
+        self.steps_in_episode += 1
+        if self.steps_in_episode < self.episode_steps:
+            return
+        if self.reward == "probe_loss":
+            self._finish_episode(self._probe_loss(model), state, model, optimizer, lr_scheduler)
+        else:
+            self._awaiting_train_loss = True  # the Trainer logs this episode's mean loss right after this event
+
+    def on_log(self, args, state, control, logs=None, model=None, optimizer=None, lr_scheduler=None, **kwargs):
+        if self._awaiting_train_loss and logs is not None and "loss" in logs:
+            self._awaiting_train_loss = False
+            self._finish_episode(float(logs["loss"]), state, model, optimizer, lr_scheduler)
+        if logs is not None and self._pending_logs:
+            logs.update(self.pop_pending_logs())
+
+    def on_train_end(self, args, state, control, **kwargs):
+        self._snapshot = None
+
+    def pop_pending_logs(self) -> dict[str, float]:
+        """Metrics of the episodes finished since the last call (for ``Trainer.log``)."""
+        logs, self._pending_logs = self._pending_logs, {}
+        return logs
+
+    # ------------------------------------------------------------------------------------------------------------
+    # episodes
+    def _start_episode(self, start_loss, model, optimizer, lr_scheduler) -> None:
+        self.ensure_policy()
+        self.current_arm = int(self.policy.select())
+        self.steps_in_episode = 0
+        self.episode_start_loss = start_loss
+        if self.backtrack:
+            self._snapshot = _take_snapshot(model, optimizer, lr_scheduler)
+        self._apply_lr(optimizer, lr_scheduler)
+
+    def _finish_episode(self, end_loss: float, state, model, optimizer, lr_scheduler) -> None:
+        start_loss, arm = self.episode_start_loss, self.current_arm
+        reward = None if start_loss is None else self._reward(start_loss, end_loss)
+        worse = start_loss is not None and not end_loss <= start_loss  # NaN counts as worse
+        backtracked = False
+        if self.backtrack and worse:
+            if self._snapshot is not None:
+                _restore_snapshot(self._snapshot, model, optimizer, lr_scheduler)
+                backtracked = True
+            elif not self._warned_missing_snapshot:
+                self._warned_missing_snapshot = True
+                logger.warning(
+                    "BanditLRCallback: an episode made the objective worse but cannot be backtracked because the "
+                    "run was resumed in the middle of it (snapshots are not checkpointed); use save_steps that are "
+                    "multiples of episode_steps to avoid this"
+                )
+        self._snapshot = None
+        if reward is not None:
+            self.policy.update(arm, reward)
+        record = {
+            "episode": len(self.history),
+            "global_step": state.global_step,
+            "arm": arm,
+            "arm_value": self.arms[arm],
+            "lr": _first_lr(optimizer),
+            "start_loss": start_loss,
+            "end_loss": end_loss if math.isfinite(end_loss) else None,
+            "reward": reward,
+            "backtracked": backtracked,
+        }
+        self.history.append(record)
+        episode_logs = self._episode_logs(record)
+        self._pending_logs.update(episode_logs)
+        state.log_history.append({**episode_logs, "step": state.global_step})
+        # the next episode starts from the restored weights (whose loss is start_loss) or from the new ones
+        next_start = start_loss if backtracked else (end_loss if math.isfinite(end_loss) else None)
+        self._start_episode(next_start, model, optimizer, lr_scheduler)
+
+    def _reward(self, start_loss: float, end_loss: float) -> float:
+        if not math.isfinite(end_loss):
+            return -self.reward_bound
+        if start_loss == 0:
+            return 0.0 if end_loss == 0 else -self.reward_bound
+        relative_decrease = (start_loss - end_loss) / abs(start_loss)
+        return max(-self.reward_bound, min(self.reward_bound, relative_decrease))
+
+    def _episode_logs(self, record: dict[str, Any]) -> dict[str, float]:
+        logs = {
+            "bandit_lr/arm": float(record["arm"]),
+            "bandit_lr/arm_value": float(record["arm_value"]),
+            "bandit_lr/backtracked": float(record["backtracked"]),
+        }
+        if record["reward"] is not None:
+            logs["bandit_lr/reward"] = float(record["reward"])
+        if record["end_loss"] is not None:
+            logs[f"bandit_lr/{self.reward}"] = float(record["end_loss"])
+        for value, stats in zip(self.arms, self.policy.arm_statistics()):
+            for name, number in stats.items():
+                if math.isfinite(number):
+                    logs[f"bandit_lr/{name}@{value:g}"] = float(number)
+        return logs
+
+    def ensure_policy(self) -> BanditPolicy:
+        if self.policy is None:
+            raise ValueError(
+                "BanditLRCallback has no bandit policy: it was restored from a checkpoint made with an unregistered "
+                "BanditPolicy instance; pass the callback with that instance to the Trainer again, or register the "
+                "policy class with hf_eff.callbacks.bandits.register_bandit"
+            )
+        if self._pending_policy_state is not None:
+            self.policy.load_state_dict(self._pending_policy_state)
+            self._pending_policy_state = None
+        return self.policy
+
+    # ------------------------------------------------------------------------------------------------------------
+    # learning rate
+    def _apply_lr(self, optimizer, lr_scheduler) -> None:
+        if optimizer is None or self.current_arm is None:
+            return
+        arm = self.arms[self.current_arm]
+        scheduler = _unwrap_scheduler(lr_scheduler)
+        for i, group in enumerate(optimizer.param_groups):
+            if self.mode == "absolute":
+                group["lr"] = arm
+                if scheduler is not None and hasattr(scheduler, "base_lrs"):
+                    scheduler.base_lrs[i] = arm  # a constant schedule then reproduces the arm by itself
+            else:
+                base_lr = arm * group["initial_lr"]
+                scheduler.base_lrs[i] = base_lr
+                group["lr"] = base_lr * scheduler.lr_lambdas[i](scheduler.last_epoch)
+        if scheduler is not None and hasattr(scheduler, "_last_lr"):
+            # what Trainer logs as "learning_rate": keep it equal to the rate really used
+            scheduler._last_lr = [group["lr"] for group in optimizer.param_groups]
+
+    # ------------------------------------------------------------------------------------------------------------
+    # the objective
+    @torch.no_grad()
+    def _probe_loss(self, model: nn.Module) -> float:
+        """Mean loss over the probe set, in eval mode, sharded over ranks and all-reduced."""
+        if self._probe_batches is None:
+            self._probe_batches = self._build_probe_batches(model)
+        rank, world_size = _rank_and_world_size()
+        device = next(model.parameters()).device
+        total = torch.zeros(2, dtype=torch.float64, device=device)  # (sum of example losses, examples)
+        was_training = model.training
+        model.eval()
+        try:
+            for batch in self._probe_batches[rank::world_size]:
+                batch = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+                outputs = model(**batch)
+                loss = outputs["loss"] if isinstance(outputs, dict) else outputs[0]
+                if loss is None:
+                    raise ValueError(
+                        "the model returned no loss on a probe batch: probe_dataset must include the labels "
+                        f"(batch keys: {sorted(batch)})"
+                    )
+                count = _batch_size(batch)
+                total += torch.stack([loss.detach().double() * count, torch.tensor(count, device=device).double()])
+        finally:
+            model.train(was_training)
+        if world_size > 1:
+            torch.distributed.all_reduce(total)
+        return float(total[0] / total[1])
+
+    def _build_probe_batches(self, model: nn.Module) -> list[dict[str, Any]]:
+        from torch.utils.data import DataLoader
+        from transformers import default_data_collator
+
+        dataset = self.probe_dataset
+        if hasattr(dataset, "column_names") and hasattr(dataset, "remove_columns"):  # a datasets.Dataset
+            accepted = set(inspect.signature(model.forward).parameters) | {"label", "labels", "label_ids"}
+            unused = [column for column in dataset.column_names if column not in accepted]
+            if unused:
+                dataset = dataset.remove_columns(unused)
+        loader = DataLoader(
+            dataset,
+            batch_size=self.probe_batch_size,
+            shuffle=False,
+            collate_fn=self.probe_collator or default_data_collator,
+        )
+        return list(loader)
+
+    # ------------------------------------------------------------------------------------------------------------
+    # checks and plumbing
+    def _check_training_setup(self, args: TrainingArguments, state: TrainerState, lr_scheduler) -> None:
+        if self.reward == "probe_loss" and self.probe_dataset is None:
+            raise ValueError(
+                "reward='probe_loss' needs a probe_dataset; after resuming with "
+                "restore_callback_states_from_checkpoint=True, give the Trainer the callback (with its probe_dataset) "
+                "exactly as in the original run"
+            )
+        if self.reward == "train_loss" and (
+            _enum_value(args.logging_strategy) != "steps" or args.logging_steps != self.episode_steps
+        ):
+            raise ValueError(
+                "reward='train_loss' reads the mean training loss the Trainer logs, so it needs "
+                f"logging_strategy='steps' and logging_steps == episode_steps ({self.episode_steps}); got "
+                f"logging_strategy={_enum_value(args.logging_strategy)!r}, logging_steps={args.logging_steps}"
+            )
+        if self.backtrack and (args.deepspeed or args.fsdp):
+            raise ValueError("backtrack=True is not supported with DeepSpeed or FSDP (optimizer state is sharded)")
+        scheduler = _unwrap_scheduler(lr_scheduler)
+        if self.mode == "multiplier" and not isinstance(scheduler, torch.optim.lr_scheduler.LambdaLR):
+            raise TypeError(
+                "mode='multiplier' scales the base rates of a LambdaLR schedule (every Trainer lr_scheduler_type but "
+                f"reduce_lr_on_plateau and greedy); got {type(scheduler).__name__}. Use mode='absolute' instead"
+            )
+        if self.mode == "absolute" and _enum_value(args.lr_scheduler_type) != "constant":
+            logger.warning(
+                "BanditLRCallback(mode='absolute') sets the learning rate itself every step, so lr_scheduler_type=%r "
+                "has no effect; use mode='multiplier' to keep the schedule's shape",
+                _enum_value(args.lr_scheduler_type),
+            )
+        if state.global_step > 0 and self.current_arm is None and not args.restore_callback_states_from_checkpoint:
+            logger.warning(
+                "BanditLRCallback: resuming at step %d with a fresh bandit. Set "
+                "TrainingArguments(restore_callback_states_from_checkpoint=True) to continue with the saved bandit "
+                "statistics, arm and generator state",
+                state.global_step,
+            )
+
+    def _register_live_objects(self, model) -> None:
+        if model is not None:
+            _LIVE_OBJECTS[model] = {
+                "probe_dataset": self.probe_dataset,
+                "probe_collator": self.probe_collator,
+                "policy": self.policy,
+            }
+
+    def _adopt_live_objects(self, model) -> None:
+        live = _LIVE_OBJECTS.get(model) if model is not None else None
+        if not live:
+            return
+        if self.probe_dataset is None and live["probe_dataset"] is not None:
+            self.probe_dataset, self._probe_batches = live["probe_dataset"], None
+        if self.probe_collator is None:
+            self.probe_collator = live["probe_collator"]
+        if self.policy is None and live["policy"] is not None:
+            self.policy = live["policy"]
+
+
+def _check_arms(arms: Sequence[float]) -> list[float]:
+    if isinstance(arms, (str, bytes)) or not isinstance(arms, Sequence):
+        raise TypeError(f"arms must be a sequence of learning rates, got {type(arms).__name__}")
+    if len(arms) == 0:
+        raise ValueError("arms must hold at least one learning rate, got an empty sequence")
+    values = []
+    for i, arm in enumerate(arms):
+        if isinstance(arm, bool) or not isinstance(arm, (int, float)) or not math.isfinite(arm) or arm <= 0:
+            raise ValueError(f"arms must be positive finite numbers, got arms[{i}] = {arm!r}")
+        values.append(float(arm))
+    if len(set(values)) != len(values):
+        raise ValueError(f"arms must be distinct, got {values}")
+    return values
+
+
+def _enum_value(value: Any) -> Any:
+    return getattr(value, "value", value)
+
+
+def _length(dataset: Any) -> int | None:
+    try:
+        return len(dataset)
+    except TypeError:
+        return None
+
+
+def _batch_size(batch: dict[str, Any]) -> int:
+    for key in ("labels", "label", "label_ids", *batch):
+        value = batch.get(key)
+        if isinstance(value, torch.Tensor) and value.dim() > 0:
+            return value.shape[0]
+    raise ValueError(f"cannot tell the batch size of a probe batch with keys {sorted(batch)}")
+
+
+def _rank_and_world_size() -> tuple[int, int]:
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
+def _unwrap_scheduler(lr_scheduler):
+    return getattr(lr_scheduler, "scheduler", lr_scheduler)  # accelerate's AcceleratedScheduler wraps one
+
+
+def _first_lr(optimizer) -> float | None:
+    return None if optimizer is None else float(optimizer.param_groups[0]["lr"])
+
+
+def _take_snapshot(model: nn.Module, optimizer, lr_scheduler) -> dict[str, Any]:
+    """Copies of everything an episode changes: weights and buffers, optimizer state, scheduler, grad scaler."""
+    scaler = getattr(optimizer, "scaler", None)  # accelerate's AcceleratedOptimizer holds the AMP scaler
+    return {
+        "model": {name: tensor.detach().clone() for name, tensor in model.state_dict().items()},
+        "optimizer": copy.deepcopy(optimizer.state_dict()) if optimizer is not None else None,
+        "scheduler": copy.deepcopy(lr_scheduler.state_dict()) if lr_scheduler is not None else None,
+        "scaler": copy.deepcopy(scaler.state_dict()) if scaler is not None else None,
+    }
+
+
+def _restore_snapshot(snapshot: dict[str, Any], model: nn.Module, optimizer, lr_scheduler) -> None:
+    with torch.no_grad():
+        model.load_state_dict(snapshot["model"])
+    if snapshot["optimizer"] is not None:
+        optimizer.load_state_dict(snapshot["optimizer"])
+    if snapshot["scheduler"] is not None:
+        lr_scheduler.load_state_dict(snapshot["scheduler"])
+    if snapshot["scaler"] is not None:
+        optimizer.scaler.load_state_dict(snapshot["scaler"])
