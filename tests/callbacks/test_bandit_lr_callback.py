@@ -40,21 +40,21 @@ TRAIN, PROBE = make_examples(512, seed=0), make_examples(64, seed=1)
 
 
 def make_trainer(tmp_path: Path, callback: BanditLRCallback, *extra_callbacks, model=None, **overrides) -> Trainer:
-    settings = dict(
-        output_dir=str(tmp_path),
-        max_steps=30,
-        per_device_train_batch_size=16,
-        learning_rate=0.1,
-        lr_scheduler_type="constant",
-        optim="sgd",
-        logging_steps=5,
-        save_strategy="no",
-        report_to="none",
-        disable_tqdm=True,
-        use_cpu=True,
-        seed=0,
-        data_seed=0,
-    )
+    settings = {
+        "output_dir": str(tmp_path),
+        "max_steps": 30,
+        "per_device_train_batch_size": 16,
+        "learning_rate": 0.1,
+        "lr_scheduler_type": "constant",
+        "optim": "sgd",
+        "logging_steps": 5,
+        "save_strategy": "no",
+        "report_to": "none",
+        "disable_tqdm": True,
+        "use_cpu": True,
+        "seed": 0,
+        "data_seed": 0,
+    }
     settings.update(overrides)
     torch.manual_seed(0)
     return Trainer(
