@@ -16,6 +16,11 @@ _PUBLIC_NAMES: dict[str, str] = {
     "load_text_corpus": "hf_eff.data",
     "load_text_task": "hf_eff.data",
     "load_image_dataset": "hf_eff.data",
+    "RevBiFPNConfig": "hf_eff.models.revbifpn",
+    "RevBiFPNModel": "hf_eff.models.revbifpn",
+    "RevBiFPNForImageClassification": "hf_eff.models.revbifpn",
+    "RevBiFPNBackbone": "hf_eff.models.revbifpn",
+    "RevBiFPNImageProcessor": "hf_eff.models.revbifpn",
 }
 
 __all__ = sorted(_PUBLIC_NAMES)
