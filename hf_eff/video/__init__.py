@@ -1,0 +1,34 @@
+"""Background subtraction from two handheld videos (Hamid et al., arXiv 1404.5351), without transformers.
+
+- :mod:`~hf_eff.video.io`: streaming reader for files / arrays / frame lists, and a writer (PyAV, or OpenCV).
+- :mod:`~hf_eff.video.descriptors`: tiny-image frame descriptors.
+- :mod:`~hf_eff.video.matching`: monotone, coarse-to-fine frame matching with windowed verification (linear cost),
+  and brute force for comparison.
+- :mod:`~hf_eff.video.alignment`: ORB + RANSAC homographies with an ECC fallback; the verification residual.
+- :mod:`~hf_eff.video.masks`: exposure-robust differencing and mask clean-up.
+- :mod:`~hf_eff.video.subtractor`: :class:`BackgroundSubtractor`, the method end to end.
+- :mod:`~hf_eff.video.synthetic`: :func:`make_handheld_pair`, synthetic pairs with ground truth.
+- :mod:`~hf_eff.video.metrics`: mask precision / recall / F1 and match accuracy.
+
+OpenCV and PyAV (the ``[video]`` extra) are imported only when a function needs them.
+"""
+
+from hf_eff.video.io import VideoReader, VideoWriter, read_video, write_video
+from hf_eff.video.metrics import mask_scores, match_accuracy
+from hf_eff.video.subtractor import BackgroundSubtractor, SubtractionResult, SubtractorSettings
+from hf_eff.video.synthetic import HandheldPair, make_handheld_pair
+
+
+__all__ = [
+    "BackgroundSubtractor",
+    "HandheldPair",
+    "SubtractionResult",
+    "SubtractorSettings",
+    "VideoReader",
+    "VideoWriter",
+    "make_handheld_pair",
+    "mask_scores",
+    "match_accuracy",
+    "read_video",
+    "write_video",
+]
