@@ -21,6 +21,12 @@ _PUBLIC_NAMES: dict[str, str] = {
     "RevBiFPNForImageClassification": "hf_eff.models.revbifpn",
     "RevBiFPNBackbone": "hf_eff.models.revbifpn",
     "RevBiFPNImageProcessor": "hf_eff.models.revbifpn",
+    "VideoBackgroundSubtractionPipeline": "hf_eff.pipelines.video_background_subtraction",
+    "VideoBackgroundSubtractionConfig": "hf_eff.pipelines.video_background_subtraction",
+    "VideoBackgroundSubtractionModel": "hf_eff.pipelines.video_background_subtraction",
+    "BackgroundSubtractor": "hf_eff.video",
+    "make_handheld_pair": "hf_eff.video",
+    "BanditLRCallback": "hf_eff.callbacks.bandit_lr",
 }
 
 __all__ = sorted(_PUBLIC_NAMES)
