@@ -68,8 +68,8 @@ class AdditiveCoupling(InvertibleModule):
         streams = self.to_streams(tensors)
         for target, terms, creates in self.steps:
             update = self._sum_terms(run, streams, terms)
-            if creates:
-                streams.append(update)
+            if creates:  # a new stream takes the sources' precision (fp32 under autocast)
+                streams.append(update.to(torch.promote_types(update.dtype, streams[terms[0][0]].dtype)))
             else:
                 streams[target] = streams[target] + update  # fp32 stream + low-precision update stays fp32
         return self.from_streams(streams)

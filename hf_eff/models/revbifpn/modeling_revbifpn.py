@@ -126,9 +126,13 @@ def _build_layer(config: RevBiFPNConfig, widths: list[int], new_width: int | Non
         blocks = []
         for k, c in enumerate(widths):
             half, rest = c // 2, c - c // 2
-            kw = dict(
-                kernel=dwk[k] + dwkp[k], expand_ratio=exp[k], se_ratio=se[k], drop_path_rate=rate, zero_init=zero
-            )
+            kw = {
+                "kernel": dwk[k] + dwkp[k],
+                "expand_ratio": exp[k],
+                "se_ratio": se[k],
+                "drop_path_rate": rate,
+                "zero_init": zero,
+            }
             blocks.append(
                 RevNetBlock(RevBiFPNMBConv(config, rest, half, **kw), RevBiFPNMBConv(config, half, rest, **kw))
             )
