@@ -20,7 +20,12 @@ import threading
 
 
 # modules whose import registers something (Auto classes, pipelines); a method adds its module when it lands
-REGISTRATION_MODULES: list[str] = ["hf_eff.models.revbifpn", "hf_eff.pipelines.video_background_subtraction"]
+REGISTRATION_MODULES: list[str] = [
+    "hf_eff.models.revbifpn",
+    "hf_eff.pipelines.video_background_subtraction",
+    "hf_eff.models.craftmaps",
+    "hf_eff.pipelines.craftmaps_classification",
+]
 
 _AUTO_CONFIG_MODULE = "transformers.models.auto.configuration_auto"
 _lock = threading.RLock()

@@ -1,0 +1,195 @@
+"""CRAFTMaps as a transformers model: a seeded compact random feature map plus a one-pass ECOC ridge head.
+
+The random map's randomness lives in persistent buffers and the ridge solution in an ``nn.Linear``, so
+``save_pretrained`` / ``push_to_hub`` store a trained classifier as safetensors and ``from_pretrained`` reproduces its
+predictions exactly. Training is :meth:`CraftMapsForClassification.fit`: one streaming pass that accumulates the
+normal equations (summed across processes under ``torch.distributed``), then one Cholesky solve.
+"""
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import PreTrainedModel
+from transformers import initialization as init
+from transformers.utils import ModelOutput
+
+from hf_eff.modelcard import ModelCardMixin
+from hf_eff.models.craftmaps.configuration_craftmaps import CraftMapsConfig
+from hf_eff.random_features import CraftMap, NormalEquations, PolynomialKernel, RandomFeatureMap, code_logits
+from hf_eff.random_features.ridge import iter_batches, make_code_matrix
+
+
+@dataclass
+class CraftMapsClassifierOutput(ModelOutput):
+    """
+    loss: 0.5 * mean squared distance between the code predictions and the labels' codewords (the ridge data term).
+    logits: per class, -||code_predictions - codeword||^2 / 2; the argmax is the nearest codeword.
+    code_predictions: the ridge outputs W^T z + b, one per code bit.
+    features: the random features z (n, n_components).
+    """
+
+    loss: torch.FloatTensor | None = None
+    logits: torch.FloatTensor | None = None
+    code_predictions: torch.FloatTensor | None = None
+    features: torch.FloatTensor | None = None
+
+
+class CraftMapsPreTrainedModel(PreTrainedModel):
+    config: CraftMapsConfig
+    config_class = CraftMapsConfig
+    base_model_prefix = "craftmaps"
+    main_input_name = "features"
+    accepts_loss_kwargs = False
+    _no_split_modules = ["CraftMap"]
+
+    def _init_weights(self, module: nn.Module) -> None:
+        # the random maps are a pure function of the seed: redraw them (copy_ skips tensors loaded from a checkpoint)
+        if isinstance(module, RandomFeatureMap):
+            for name, value in module.sample_buffers().items():
+                init.copy_(getattr(module, name), value)
+        elif isinstance(module, nn.Linear):  # an unfitted ridge head predicts 0 for every code bit
+            init.zeros_(module.weight)
+            init.zeros_(module.bias)
+        if isinstance(module, CraftMapsForClassification):
+            init.copy_(module.code_matrix, module.draw_code_matrix())
+
+
+class CraftMapsForClassification(ModelCardMixin, CraftMapsPreTrainedModel):
+    """Polynomial-kernel classifier: l2-normalise, CRAFTMap to ``n_components`` features, ridge onto output codes."""
+
+    model_card_template = "craftmaps"
+
+    def __init__(self, config: CraftMapsConfig):
+        super().__init__(config)
+        kernel = PolynomialKernel(config.degree, float(config.gamma), float(config.coef0))
+        self.feature_map = CraftMap(
+            config.num_features,
+            config.n_components,
+            kernel,
+            n_components_up=config.n_components_up,
+            up=config.up,
+            down=config.down,
+            h01=config.h01,
+            seed=config.seed,
+        )
+        code_matrix = self.draw_code_matrix()
+        self.register_buffer("code_matrix", code_matrix.float(), persistent=True)
+        self.classifier = nn.Linear(config.n_components, code_matrix.shape[1])
+        self.post_init()
+
+    def draw_code_matrix(self) -> torch.Tensor:
+        config = self.config
+        return make_code_matrix(config.num_labels, config.code, config.code_size, seed=config.seed).float()
+
+    def flatten_inputs(self, inputs: torch.Tensor) -> torch.Tensor:
+        """(n, d) or (n, C, H, W) / (n, H, W) inputs -> (n, num_features), l2-normalised if configured."""
+        if not isinstance(inputs, torch.Tensor):
+            raise TypeError(f"features must be a torch.Tensor, got {type(inputs).__name__}")
+        if not inputs.is_floating_point():
+            inputs = inputs.float()
+        rows = inputs.reshape(inputs.shape[0], -1) if inputs.ndim > 1 else inputs.reshape(1, -1)
+        if rows.shape[1] != self.config.num_features:
+            raise ValueError(
+                f"expected {self.config.num_features} features per sample (config.num_features), got inputs of "
+                f"shape {tuple(inputs.shape)}"
+            )
+        if self.config.normalize == "l2":
+            rows = F.normalize(rows, dim=1)
+        return rows.to(self.classifier.weight.dtype)
+
+    def embed(self, inputs: torch.Tensor) -> torch.Tensor:
+        """The random features z(x) of a batch (the kernel approximation itself)."""
+        return self.feature_map(self.flatten_inputs(inputs))
+
+    def forward(
+        self,
+        features: torch.Tensor | None = None,
+        pixel_values: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        return_dict: bool | None = None,
+    ) -> CraftMapsClassifierOutput | tuple:
+        r"""
+        features (`torch.Tensor` of shape `(batch_size, num_features)`): feature vectors.
+        pixel_values (`torch.Tensor` of shape `(batch_size, C, H, W)`): images, flattened; use one of the two.
+        labels (`torch.LongTensor` of shape `(batch_size,)`): class indices; gives the ridge data loss.
+        """
+        if (features is None) == (pixel_values is None):
+            raise ValueError("pass exactly one of features or pixel_values")
+        z = self.embed(features if features is not None else pixel_values)
+        code_predictions = self.classifier(z)
+        logits = code_logits(code_predictions, self.code_matrix)
+        loss = None
+        if labels is not None:
+            targets = self.code_matrix.to(code_predictions.dtype)[labels.to(code_predictions.device).long()]
+            loss = 0.5 * (code_predictions - targets).square().sum(dim=1).mean()
+        output = CraftMapsClassifierOutput(loss=loss, logits=logits, code_predictions=code_predictions, features=z)
+        return output if return_dict is not False else output.to_tuple()
+
+    @torch.no_grad()
+    def fit(
+        self,
+        data: Any,
+        batch_size: int = 1024,
+        features_column: str | None = None,
+        label_column: str = "label",
+    ) -> "CraftMapsForClassification":
+        """Train the ridge head in one pass over ``data``; returns the model.
+
+        ``data``: a ``(features, labels)`` pair, a ``datasets.Dataset`` (features column "features" or
+        "pixel_values", labels in ``label_column``) or any iterable of ``(features, labels)`` batches, e.g. a
+        stream that never fits in memory. Under ``torch.distributed`` every process passes its own shard and the
+        normal equations are summed across processes before the solve, so all ranks end with the same weights.
+        """
+        equations = NormalEquations(self.config.n_components, self.code_matrix.shape[1], self.config.fit_intercept)
+        num_labels = self.config.num_labels
+        for inputs, labels in iter_batches(data, batch_size, features_column, label_column):
+            labels = torch.as_tensor(labels).reshape(-1).long()
+            if labels.numel() and (labels.min() < 0 or labels.max() >= num_labels):
+                raise ValueError(
+                    f"labels must be in [0, {num_labels - 1}] (config.num_labels={num_labels}), got values in "
+                    f"[{int(labels.min())}, {int(labels.max())}]"
+                )
+            z = self.embed(torch.as_tensor(inputs).to(self.device))
+            equations.update(z, self.code_matrix.double().cpu()[labels])
+        _all_reduce_(equations)
+        weights, bias = equations.solve(float(self.config.alpha))
+        self.classifier.weight.copy_(weights.T.to(self.classifier.weight))
+        self.classifier.bias.copy_(bias.to(self.classifier.bias))
+        self.num_fit_samples = equations.n_samples
+        return self
+
+    @torch.no_grad()
+    def predict(self, inputs: torch.Tensor) -> torch.Tensor:
+        """Class indices for a batch of feature vectors or images."""
+        return self.forward(features=inputs).logits.argmax(dim=-1)
+
+    def model_card_data(self) -> dict[str, Any]:
+        return {"tags": ["craftmaps", "random-features", "kernel-methods"], "pipeline_tag": "craftmaps-classification"}
+
+    def model_card_variables(self) -> dict[str, Any]:
+        return {
+            **super().model_card_variables(),
+            "labels": list(self.config.id2label.values()),
+            "num_fit_samples": getattr(self, "num_fit_samples", None),
+        }
+
+
+def _all_reduce_(equations: NormalEquations) -> None:
+    """Sum the normal equations over all processes (no-op outside an initialised multi-process group)."""
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return
+    if torch.distributed.get_world_size() == 1:
+        return
+    count = torch.tensor([float(equations.n_samples)], dtype=torch.float64)
+    backend_device = "cuda" if torch.distributed.get_backend() == "nccl" else "cpu"
+    for tensor in (equations.gram, equations.cross, count):
+        moved = tensor.to(backend_device)
+        torch.distributed.all_reduce(moved)
+        tensor.copy_(moved.cpu())
+    equations.n_samples = int(count.item())
+
+
+__all__ = ["CraftMapsClassifierOutput", "CraftMapsForClassification", "CraftMapsPreTrainedModel"]
