@@ -44,6 +44,8 @@ __all__ = ["BanditLRCallback"]
 
 MODES = ("absolute", "multiplier")
 REWARDS = ("probe_loss", "train_loss")
+REWARD_SCALINGS = ("running", "none")
+SCALE_MOMENTUM = 0.9
 
 # Trainer rebuilds a restored callback from the JSON "args" of ``state()`` alone (``type(cb)(**args)``), which
 # cannot carry a dataset, a collate function or an unregistered policy object. The instance the user handed to the
@@ -94,6 +96,7 @@ class BanditLRCallback(TrainerCallback, ExportableState):
         probe_collator: Callable[[list], dict[str, Any]] | None = None,
         backtrack: bool = False,
         reward_bound: float = 1.0,
+        reward_scaling: str = "running",
         seed: int = 0,
         _restoring: bool = False,
     ):
@@ -108,6 +111,8 @@ class BanditLRCallback(TrainerCallback, ExportableState):
             raise ValueError(f"probe_batch_size must be an int >= 1, got {probe_batch_size!r}")
         if not isinstance(reward_bound, (int, float)) or not math.isfinite(reward_bound) or reward_bound <= 0:
             raise ValueError(f"reward_bound must be a positive finite number, got {reward_bound!r}")
+        if reward_scaling not in REWARD_SCALINGS:
+            raise ValueError(f"reward_scaling must be one of {REWARD_SCALINGS}, got {reward_scaling!r}")
         if reward == "probe_loss" and probe_dataset is None and not _restoring:
             raise ValueError(
                 "reward='probe_loss' needs a probe_dataset (a small held-out set with labels, e.g. 256 examples of "
@@ -125,6 +130,7 @@ class BanditLRCallback(TrainerCallback, ExportableState):
         self.probe_collator = probe_collator
         self.backtrack = bool(backtrack)
         self.reward_bound = float(reward_bound)
+        self.reward_scaling = reward_scaling
         self.seed = seed
         self.bandit_kwargs = dict(bandit_kwargs or {})
         self.policy = self._build_policy(bandit) if bandit is not None else None
@@ -133,6 +139,7 @@ class BanditLRCallback(TrainerCallback, ExportableState):
         self.current_arm: int | None = None
         self.steps_in_episode = 0
         self.episode_start_loss: float | None = None
+        self.reward_scale: float | None = None  # running mean of |relative decrease| (reward_scaling="running")
         self.history: list[dict[str, Any]] = []  # one record per finished episode
         self._pending_policy_state: dict[str, Any] | None = None
         # transient
@@ -174,6 +181,7 @@ class BanditLRCallback(TrainerCallback, ExportableState):
                 "probe_batch_size": self.probe_batch_size,
                 "backtrack": self.backtrack,
                 "reward_bound": self.reward_bound,
+                "reward_scaling": self.reward_scaling,
                 "seed": self.seed,
                 "_restoring": True,
             },
@@ -188,12 +196,13 @@ class BanditLRCallback(TrainerCallback, ExportableState):
             "current_arm": self.current_arm,
             "steps_in_episode": self.steps_in_episode,
             "episode_start_loss": self.episode_start_loss,
+            "reward_scale": self.reward_scale,
             "history": copy.deepcopy(self.history),
         }
 
     @progress.setter
     def progress(self, value: dict[str, Any]) -> None:
-        expected = {"policy", "current_arm", "steps_in_episode", "episode_start_loss", "history"}
+        expected = {"policy", "current_arm", "steps_in_episode", "episode_start_loss", "reward_scale", "history"}
         if not isinstance(value, dict) or set(value) != expected:
             raise ValueError(f"BanditLRCallback progress must have the keys {sorted(expected)}, got {value!r:.200}")
         arm = value["current_arm"]
@@ -202,6 +211,7 @@ class BanditLRCallback(TrainerCallback, ExportableState):
         self.current_arm = arm
         self.steps_in_episode = int(value["steps_in_episode"])
         self.episode_start_loss = value["episode_start_loss"]
+        self.reward_scale = value["reward_scale"]
         self.history = copy.deepcopy(value["history"])
         if self.policy is not None and value["policy"] is not None:
             self.policy.load_state_dict(value["policy"])
@@ -323,8 +333,12 @@ class BanditLRCallback(TrainerCallback, ExportableState):
             return -self.reward_bound
         if start_loss == 0:
             return 0.0 if end_loss == 0 else -self.reward_bound
-        relative_decrease = (start_loss - end_loss) / abs(start_loss)
-        return max(-self.reward_bound, min(self.reward_bound, relative_decrease))
+        reward = (start_loss - end_loss) / abs(start_loss)
+        if self.reward_scaling == "running":
+            scale = self.reward_scale if self.reward_scale else abs(reward) or 1.0
+            self.reward_scale = SCALE_MOMENTUM * scale + (1 - SCALE_MOMENTUM) * abs(reward)
+            reward = reward / scale
+        return max(-self.reward_bound, min(self.reward_bound, reward))
 
     def _episode_logs(self, record: dict[str, Any]) -> dict[str, float]:
         logs = {

@@ -1,0 +1,132 @@
+"""Train a small classifier on the scikit-learn 8x8 digits while a bandit picks the learning rate (hot swapping).
+
+Runs offline on CPU in seconds, and the same way under several processes:
+
+    python examples/bandit_lr/train_bandit_lr.py
+    python examples/bandit_lr/train_bandit_lr.py --mode multiplier --lr_scheduler_type linear --backtrack
+    accelerate launch --multi_gpu --num_processes 2 --mixed_precision no --dynamo_backend no \\
+        examples/bandit_lr/train_bandit_lr.py          # 2 CPU processes (gloo); every rank plays the same arms
+    python examples/bandit_lr/train_bandit_lr.py --resume_from_checkpoint hf_eff_bandit_lr/checkpoint-200
+
+Checkpoints keep the bandit (statistics, random generator, current arm): resuming continues the same arm
+sequence, because the Trainer is built with ``restore_callback_states_from_checkpoint=True``.
+"""
+
+import argparse
+import json
+
+import numpy as np
+import torch
+from torch import nn
+from transformers import Trainer, TrainingArguments
+
+from hf_eff import BanditLRCallback, load_image_dataset
+
+
+class DigitsMLP(nn.Module):
+    def __init__(self, hidden: int = 64, classes: int = 10):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(64, hidden),
+            nn.ReLU(),
+            nn.Linear(hidden, hidden),
+            nn.ReLU(),
+            nn.Linear(hidden, classes),
+        )
+
+    def forward(self, pixel_values, labels=None):
+        logits = self.net(pixel_values)
+        loss = None if labels is None else nn.functional.cross_entropy(logits, labels)
+        return {"loss": loss, "logits": logits}
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--arms",
+        type=float,
+        nargs="+",
+        default=[0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0],
+        help="learning rates (or multipliers with --mode multiplier) the bandit chooses from",
+    )
+    parser.add_argument("--episode_steps", type=int, default=10, help="optimizer steps per episode (one arm each)")
+    parser.add_argument("--mode", choices=["absolute", "multiplier"], default="absolute")
+    parser.add_argument("--bandit", default="ducb", help="ducb, swucb, ucb1, epsilon_greedy or thompson")
+    parser.add_argument("--reward", choices=["probe_loss", "train_loss"], default="probe_loss")
+    parser.add_argument("--backtrack", action="store_true", help="undo episodes that made the objective worse")
+    parser.add_argument("--probe_size", type=int, default=256, help="held-out training examples used as probe set")
+    parser.add_argument(
+        "--learning_rate",
+        type=float,
+        default=1.0,
+        help="the schedule's peak rate in multiplier mode (ignored in absolute mode)",
+    )
+    parser.add_argument("--lr_scheduler_type", default="constant")
+    parser.add_argument("--max_steps", type=int, default=600)
+    parser.add_argument("--batch_size", type=int, default=32)
+    parser.add_argument("--save_steps", type=int, default=200, help="a multiple of --episode_steps is best")
+    parser.add_argument("--output_dir", default="hf_eff_bandit_lr")
+    parser.add_argument("--resume_from_checkpoint", default=None)
+    parser.add_argument("--seed", type=int, default=0)
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
+    data = load_image_dataset("digits", seed=args.seed).rename_column("label", "labels")
+    split = data["train"].train_test_split(test_size=args.probe_size, seed=args.seed)
+    train, probe, test = split["train"], split["test"], data["test"]
+
+    bandit = BanditLRCallback(
+        args.arms,
+        episode_steps=args.episode_steps,
+        mode=args.mode,
+        bandit=args.bandit,
+        reward=args.reward,
+        probe_dataset=probe if args.reward == "probe_loss" else None,
+        backtrack=args.backtrack,
+        seed=args.seed,
+    )
+    training_args = TrainingArguments(
+        output_dir=args.output_dir,
+        max_steps=args.max_steps,
+        per_device_train_batch_size=args.batch_size,
+        per_device_eval_batch_size=256,
+        learning_rate=args.learning_rate,
+        lr_scheduler_type=args.lr_scheduler_type,
+        optim="sgd",
+        logging_steps=args.episode_steps,
+        save_steps=args.save_steps,
+        restore_callback_states_from_checkpoint=True,  # resume with the saved bandit
+        report_to="none",
+        seed=args.seed,
+        use_cpu=not torch.cuda.is_available(),
+    )
+
+    def accuracy(prediction) -> dict[str, float]:
+        return {"accuracy": float((np.argmax(prediction.predictions, -1) == prediction.label_ids).mean())}
+
+    trainer = Trainer(
+        model=DigitsMLP(),
+        args=training_args,
+        train_dataset=train,
+        eval_dataset=test,
+        compute_metrics=accuracy,
+        callbacks=[bandit],
+    )
+    trainer.train(resume_from_checkpoint=args.resume_from_checkpoint)
+    metrics = trainer.evaluate()
+
+    # the callback instance may have been replaced when its state was restored from a checkpoint
+    bandit = next(cb for cb in trainer.callback_handler.callbacks if isinstance(cb, BanditLRCallback))
+    if trainer.is_world_process_zero():
+        trace = bandit.arm_trace
+        print(json.dumps({"eval_loss": metrics["eval_loss"], "eval_accuracy": metrics["eval_accuracy"]}))
+        print(f"arms played per episode: {trace}")
+        print(f"episodes backtracked: {sum(record['backtracked'] for record in bandit.history)} of {len(trace)}")
+        print("last 10 episodes, most played:", max(set(trace[-10:]), key=trace[-10:].count) if trace else None)
+
+
+if __name__ == "__main__":
+    main()
