@@ -79,7 +79,8 @@ class Aligner:
         ratio_test: Lowe's ratio for accepting a descriptor match.
         ransac_threshold: RANSAC reprojection threshold in working-resolution pixels.
         min_inliers: fewer RANSAC inliers than this means the feature fit is not trusted.
-        fallback: ``"ecc"`` (intensity-based refinement from the prior) or ``"prior"`` (use the prior directly).
+        fallback: what :meth:`from_intensity` does when the feature fit fails: ``"ecc"`` (intensity-based
+            refinement from a prior homography) or ``"prior"`` (use the prior directly).
         ecc_size: the longer side, in pixels, at which ECC runs (it is slow at full working resolution).
     """
 
@@ -149,21 +150,6 @@ class Aligner:
             except cv2.error:
                 pass
         return Alignment(np.asarray(prior, dtype=np.float64), "prior")
-
-    def align(
-        self,
-        foreground: FrameFeatures,
-        background: FrameFeatures,
-        foreground_gray: np.ndarray,
-        background_gray: np.ndarray,
-        prior: np.ndarray | None = None,
-    ) -> Alignment:
-        """Feature fit if trustworthy, else the fallback from ``prior`` (identity if none)."""
-        size = (foreground_gray.shape[1], foreground_gray.shape[0])
-        alignment = self.from_features(foreground, background, size)
-        if alignment is not None:
-            return alignment
-        return self.from_intensity(foreground_gray, background_gray, np.eye(3) if prior is None else prior)
 
 
 def valid_region(homography: np.ndarray, size: tuple[int, int], border: int = 0) -> np.ndarray:

@@ -113,19 +113,25 @@ def difference_image(
     if valid.sum() < 16:
         return np.zeros(frame.shape[:2], np.float32)
     b = match_exposure(b, f, valid)
-    weights = np.ones(f.shape[2], np.float32)
-    weights[1:] = settings.chroma_weight
     # smallest difference over background shifts of up to `shift_tolerance` pixels: residual misalignment
     # (parallax off the dominant plane, interpolation) must not become foreground
     r = settings.shift_tolerance
     height, width = f.shape[:2]
-    padded = cv2.copyMakeBorder(b, r, r, r, r, cv2.BORDER_REPLICATE).reshape(height + 2 * r, width + 2 * r, -1)
+    frame_channels = [np.ascontiguousarray(f[..., c]) for c in range(f.shape[2])]
+    padded = [
+        cv2.copyMakeBorder(np.ascontiguousarray(b[..., c]), r, r, r, r, cv2.BORDER_REPLICATE)
+        for c in range(b.shape[2])
+    ]
     difference = None
     for dy in range(2 * r + 1):
         for dx in range(2 * r + 1):
-            shifted = padded[dy : dy + height, dx : dx + width]
-            d = (np.abs(f - shifted) * weights).max(axis=2)
-            difference = d if difference is None else np.minimum(difference, d)
+            d = None
+            for c, (fc, bc) in enumerate(zip(frame_channels, padded)):
+                dc = cv2.absdiff(fc, bc[dy : dy + height, dx : dx + width])
+                if c > 0 and settings.chroma_weight != 1:
+                    dc *= settings.chroma_weight
+                d = dc if d is None else cv2.max(d, dc)
+            difference = d if difference is None else cv2.min(difference, d)
     difference[~valid] = 0
     return difference
 

@@ -213,7 +213,8 @@ def match_frames(
             costs[i] = [verify(i, j) for j in range(m)]
             if progress is not None:
                 progress(1)
-        matches = np.argmin(costs, axis=1)
+        # a row where no pair could be aligned falls back to the descriptor's choice
+        matches = np.where(np.isfinite(costs).any(axis=1), np.argmin(costs, axis=1), coarse.path)
         return FrameMatches(matches, coarse.path, costs[np.arange(n), matches], coarse.comparisons, n * m, strategy)
 
     coarse = coarse_to_fine_path(foreground, background, radius=radius, max_step=max_step, max_back=max_back)
@@ -227,10 +228,14 @@ def match_frames(
         if progress is not None:
             progress(1)
     verifications = int(sum(len(c) for c in row_costs))
-    # pairs that could not be aligned get a finite, worst-case cost so the path stays defined
+    # pairs that could not be aligned get a finite, worst-case cost so the path stays defined; a row where no
+    # candidate could be aligned falls back to the descriptor's choice
     finite = np.concatenate(row_costs)
     finite = finite[np.isfinite(finite)]
     worst = float(finite.max()) * 2 + 1 if finite.size else 1.0
+    for i, costs in enumerate(row_costs):
+        if not np.isfinite(costs).any():
+            costs[:] = np.where(starts[i] + np.arange(len(costs)) == coarse.path[i], 0.0, worst)
     row_costs = [np.where(np.isfinite(c), c, worst) for c in row_costs]
     matches = monotone_path(row_costs, starts, max_step=max_step, max_back=max_back, jump_penalty=worst)
     chosen = np.array([row_costs[i][matches[i] - starts[i]] for i in range(n)])

@@ -233,20 +233,22 @@ class BackgroundSubtractor:
 
         s = self.settings
         aligner = Aligner(s.ratio_test, s.ransac_threshold, s.min_inliers, s.alignment_fallback)
-        cache: dict[tuple[int, int], Alignment] = {}
-        last_good: dict[int, np.ndarray] = {}
+        cache: dict[tuple[int, int], Alignment | None] = {}
+        size = (working[0], working[1])
 
-        def align(i: int, j: int) -> Alignment:
+        def feature_alignment(i: int, j: int) -> Alignment | None:
             if (i, j) not in cache:
-                prior = last_good.get(i, last_good.get(i - 1))
-                alignment = aligner.align(fg.features[i], bg.features[j], fg.grays[i], bg.grays[j], prior)
-                if alignment.method == "features":
-                    last_good[i] = alignment.homography
-                cache[(i, j)] = alignment
+                cache[(i, j)] = aligner.from_features(fg.features[i], bg.features[j], size)
             return cache[(i, j)]
 
         def verify(i: int, j: int) -> float:
-            return alignment_residual(fg.grays[i], bg.grays[j], align(i, j).homography)
+            # verification uses the cheap feature fit only; a pair it cannot align is not a plausible match
+            alignment = feature_alignment(i, j)
+            return (
+                float("inf")
+                if alignment is None
+                else alignment_residual(fg.grays[i], bg.grays[j], alignment.homography)
+            )
 
         start = time.perf_counter()
         bar = _progress(None, progress, "matching", len(fg.frames))
@@ -263,7 +265,14 @@ class BackgroundSubtractor:
         )
         if bar is not None:
             bar.close()
-        alignments = [align(i, int(j)) for i, j in enumerate(matches.matches)]
+        # final alignments; where the feature fit failed, fall back to ECC started from the previous frame's result
+        alignments: list[Alignment] = []
+        for i, j in enumerate(matches.matches):
+            alignment = feature_alignment(i, int(j))
+            if alignment is None:
+                prior = alignments[-1].homography if alignments else np.eye(3)
+                alignment = aligner.from_intensity(fg.grays[i], bg.grays[int(j)], prior)
+            alignments.append(alignment)
         seconds["match"] = time.perf_counter() - start
         return SubtractionPlan(fg, bg, matches, alignments, seconds)
 
