@@ -219,18 +219,29 @@ class BackgroundSubtractor:
         to_working = np.diag([working[0] / info.width, working[1] / info.height, 1.0])
         return PreparedVideo(info, frames, grays, np.stack(descriptors), features, to_working)
 
-    def plan(self, foreground: VideoInput, background: VideoInput, progress: bool = False) -> SubtractionPlan:
-        """Pass 1: read both videos, match frames and align each foreground frame with its match."""
+    def prepare(
+        self, foreground: VideoInput, background: VideoInput, progress: bool = False
+    ) -> tuple[PreparedVideo, PreparedVideo]:
+        """Read both videos once: working-resolution frames, descriptors and keypoints."""
         fg_reader = _reader(foreground, "foreground video")
         bg_reader = _reader(background, "background video")
         _check_aspect(fg_reader.info, bg_reader.info)
-        seconds = {}
-        start = time.perf_counter()
         fg = self._prepare(fg_reader, None, progress, "foreground video")
         working = (fg.frames[0].shape[1], fg.frames[0].shape[0])
-        bg = self._prepare(bg_reader, working, progress, "background video")
-        seconds["read"] = time.perf_counter() - start
+        return fg, self._prepare(bg_reader, working, progress, "background video")
 
+    def plan(self, foreground: VideoInput, background: VideoInput, progress: bool = False) -> SubtractionPlan:
+        """Pass 1: read both videos, match frames and align each foreground frame with its match."""
+        start = time.perf_counter()
+        fg, bg = self.prepare(foreground, background, progress)
+        read_seconds = time.perf_counter() - start
+        plan = self.match(fg, bg, progress)
+        plan.seconds = {"read": read_seconds, **plan.seconds}
+        return plan
+
+    def match(self, fg: PreparedVideo, bg: PreparedVideo, progress: bool = False) -> SubtractionPlan:
+        """Match prepared videos (see :mod:`hf_eff.video.matching`) and align each frame with its match."""
+        working = (fg.frames[0].shape[1], fg.frames[0].shape[0])
         s = self.settings
         aligner = Aligner(s.ratio_test, s.ransac_threshold, s.min_inliers, s.alignment_fallback)
         cache: dict[tuple[int, int], Alignment | None] = {}
@@ -273,8 +284,7 @@ class BackgroundSubtractor:
                 prior = alignments[-1].homography if alignments else np.eye(3)
                 alignment = aligner.from_intensity(fg.grays[i], bg.grays[int(j)], prior)
             alignments.append(alignment)
-        seconds["match"] = time.perf_counter() - start
-        return SubtractionPlan(fg, bg, matches, alignments, seconds)
+        return SubtractionPlan(fg, bg, matches, alignments, {"match": time.perf_counter() - start})
 
     # pass 2 -----------------------------------------------------------------------------------------------------
     def render(self, plan: SubtractionPlan, foreground: VideoInput, progress: bool = False) -> Iterator[FrameResult]:
