@@ -33,7 +33,10 @@ def test_parameter_names_match_polynomial_count_sketch():
 def test_works_in_a_pipeline_and_classifies_digits():
     x, y = load_digits(return_X_y=True)
     model = make_pipeline(
-        MinMaxScaler(), Normalizer(), CraftMapsSampler(degree=3, coef0=1.0, n_components=256, random_state=0), RidgeClassifier(alpha=1e-3)
+        MinMaxScaler(),
+        Normalizer(),
+        CraftMapsSampler(degree=3, coef0=1.0, n_components=256, random_state=0),
+        RidgeClassifier(alpha=1e-3),
     )
     model.fit(x[::2], y[::2])
     assert model.score(x[1::2], y[1::2]) > 0.95

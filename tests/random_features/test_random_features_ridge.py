@@ -50,7 +50,11 @@ def test_merged_shards_equal_one_pass_over_everything(problem):
     targets = torch.tensor(make_code_matrix(4).numpy()[labels])
     z = torch.tensor(z)
     everything = NormalEquations(12, 4).update(z, targets)
-    shard = NormalEquations(12, 4).update(z[:200], targets[:200]).merge(NormalEquations(12, 4).update(z[200:], targets[200:]))
+    shard = (
+        NormalEquations(12, 4)
+        .update(z[:200], targets[:200])
+        .merge(NormalEquations(12, 4).update(z[200:], targets[200:]))
+    )
     assert shard.n_samples == everything.n_samples == 500
     for a, b in zip(shard.solve(0.5), everything.solve(0.5)):
         torch.testing.assert_close(a, b)
