@@ -19,6 +19,15 @@ from hf_eff.reversible import (
 )
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Small convs are fastest (and far more stable on a shared CPU) single-threaded."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def conv_block(cin: int, cout: int, stride: int = 1, dims: int = 2, dropout: float = 0.2) -> nn.Module:
     conv = nn.Conv2d if dims == 2 else nn.Conv3d
     norm = nn.BatchNorm2d(cout) if dims == 2 else nn.GroupNorm(1, cout)
