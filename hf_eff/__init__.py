@@ -16,6 +16,7 @@ _PUBLIC_NAMES: dict[str, str] = {
     "load_text_corpus": "hf_eff.data",
     "load_text_task": "hf_eff.data",
     "load_image_dataset": "hf_eff.data",
+    "SparsityConfig": "hf_eff.sparsity.config", "SparsePretrainer": "hf_eff.sparsity.trainers", "DenseFinetuneTrainer": "hf_eff.sparsity.trainers", "training_flops": "hf_eff.sparsity.flops",
     "CraftMapsConfig": "hf_eff.models.craftmaps",
     "CraftMapsForClassification": "hf_eff.models.craftmaps",
     "CraftMapsSampler": "hf_eff.random_features.sklearn",

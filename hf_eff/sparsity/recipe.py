@@ -153,6 +153,14 @@ class PhaseResult:
     metrics: dict[str, float] = field(default_factory=dict)
 
 
+def _quiet(trainer: Trainer) -> Trainer:
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+    trainer.remove_callback(PrinterCallback)
+    trainer.remove_callback(ProgressCallback)
+    return trainer
+
+
 def evaluate_lm(trainer: Trainer, data: Dataset) -> dict[str, float]:
     loss = trainer.evaluate(data)["eval_loss"]
     return {"eval_loss": loss, "perplexity": math.exp(min(loss, 50.0))}
@@ -167,6 +175,7 @@ def sparse_pretrain(
     seed: int = 0,
     use_cpu: bool = False,
     save: bool = True,
+    quiet: bool = False,
 ) -> PhaseResult:
     """Pre-train ``model`` at ``sparsity`` (0 = dense through the same code path); save to ``output_dir``."""
     seq_len = len(data["train"][0]["input_ids"])
@@ -178,6 +187,8 @@ def sparse_pretrain(
         data_collator=default_data_collator,
         sparsity_config=sparsity,
     )
+    if quiet:
+        _quiet(trainer)
     trainer.train()
     metrics = evaluate_lm(trainer, data["validation"])
     flops = training_flops(model.config, 0.0, trainer.tokens_seen, seq_len)
@@ -202,6 +213,7 @@ def dense_finetune(
     use_cpu: bool = False,
     peft_config=None,
     save: bool = False,
+    quiet: bool = False,
 ) -> PhaseResult:
     """Fine-tune every weight of a sparse pre-trained model (or LoRA adapters with ``peft_config``)."""
     args = schedule.training_arguments(output_dir, seed, use_cpu)
@@ -212,6 +224,8 @@ def dense_finetune(
         data_collator=default_data_collator,
         peft_config=peft_config,
     )
+    if quiet:
+        _quiet(trainer)
     trainer.train()
     metrics = evaluate_lm(trainer, data["validation"])
     revived = trainer.revived_fraction()

@@ -62,11 +62,11 @@ def check_decoder_only(model: nn.Module) -> None:
     if config is None or model_type is None:
         raise TypeError(f"model must be a transformers PreTrainedModel with a config, got {type(model).__name__}")
     is_encoder = model_type in MODEL_FOR_MASKED_LM_MAPPING_NAMES and not getattr(config, "is_decoder", False)
-    if (
-        getattr(config, "is_encoder_decoder", False)
-        or is_encoder
-        or model_type not in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
-    ):
+    # an architecture transformers does not know (remote code) counts as a decoder if its class says so
+    is_causal = model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES or any(
+        word in type(model).__name__ for word in ("CausalLM", "LMHeadModel")
+    )
+    if getattr(config, "is_encoder_decoder", False) or is_encoder or not is_causal:
         raise ValueError(
             f"SPDF applies to decoder-only causal language models; got model_type {model_type!r} "
             f"({type(model).__name__})"
