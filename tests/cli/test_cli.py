@@ -56,3 +56,16 @@ def test_tour_with_no_methods_still_runs_and_says_so(tmp_path, monkeypatch, caps
     assert main(["tour", "--output_dir", str(tmp_path)]) == 0
     assert "No method has landed yet" in capsys.readouterr().out
     assert (tmp_path / "tour.md").exists() and (tmp_path / "tour.json").read_text().strip() == "[]"
+
+
+@pytest.mark.slow
+def test_tour_runs_every_landed_method_without_failures(tmp_path):
+    import json
+
+    from hf_eff.bench import available_benchmarks
+
+    result = run_cli("tour", "--output_dir", str(tmp_path))
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = json.loads((tmp_path / "tour.json").read_text())
+    assert [row["method"] for row in rows] == list(available_benchmarks())
+    assert all(row["effect"] != "failed" for row in rows), rows
