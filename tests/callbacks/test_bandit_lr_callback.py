@@ -174,7 +174,7 @@ def test_probe_loss_is_measured_in_eval_mode_and_training_mode_is_restored():
 
 
 def test_train_loss_reward_uses_the_logged_loss(tmp_path):
-    bandit = BanditLRCallback([0.02, 0.2], episode_steps=5, reward="train_loss", seed=0)
+    bandit = BanditLRCallback([0.02, 0.2], episode_steps=5, reward="train_loss", reward_scaling="none", seed=0)
     trainer = make_trainer(tmp_path, bandit, logging_steps=5, max_steps=30)
     trainer.train()
     losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
@@ -185,6 +185,18 @@ def test_train_loss_reward_uses_the_logged_loss(tmp_path):
 
     with pytest.raises(ValueError, match="logging_steps == episode_steps"):
         make_trainer(tmp_path, BanditLRCallback([0.1], episode_steps=5, reward="train_loss"), logging_steps=3).train()
+
+
+def test_rewards_are_relative_decreases_scaled_by_their_running_size_and_clipped():
+    bandit = BanditLRCallback([0.1], probe_dataset=PROBE, reward_bound=2.0)
+    assert bandit._reward(1.0, 0.9) == pytest.approx(1.0)  # the first reward sets the scale: 0.1
+    assert bandit._reward(0.9, 0.855) == pytest.approx(0.5)  # 5% against a scale of 10%
+    assert bandit.reward_scale == pytest.approx(0.9 * 0.1 + 0.1 * 0.05)
+    assert bandit._reward(1.0, 0.0) == 2.0  # 100% / 9.5% clipped to reward_bound
+    assert bandit._reward(1.0, float("nan")) == -2.0
+    unscaled = BanditLRCallback([0.1], probe_dataset=PROBE, reward_scaling="none")
+    assert unscaled._reward(2.0, 1.5) == pytest.approx(0.25)
+    assert unscaled._reward(1.0, 3.0) == -1.0  # a 200% increase, clipped
 
 
 def _train_and_checkpoint(tmp_path, max_steps, resume=None, restore=True):
@@ -289,6 +301,7 @@ def test_two_processes_choose_identical_arms(tmp_path):
         ({"bandit_kwargs": {"gamma": 2.0}}, ValueError, "gamma"),
         ({"reward_bound": 0}, ValueError, "reward_bound"),
         ({"probe_batch_size": 0}, ValueError, "probe_batch_size"),
+        ({"reward_scaling": "zscore"}, ValueError, "reward_scaling must be one of"),
     ],
 )
 def test_bad_arguments_raise_clear_errors(kwargs, error, match):
