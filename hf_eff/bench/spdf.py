@@ -93,7 +93,7 @@ def run(settings: BenchSettings) -> BenchReport:
     p = QUICK if settings.quick else FULL
     start = time.perf_counter()
     use_cpu = settings.device == "cpu"
-    tokenizer = byte_level_tokenizer(model_max_length=p["seq_len"])
+    tokenizer = byte_level_tokenizer()
     pre_data = lm_blocks(
         "python-stdlib-docs", tokenizer, p["seq_len"], settings.seed, p["max_chars"], p["max_eval_blocks"]
     )

@@ -33,11 +33,13 @@ def _bytes_to_unicode() -> dict[int, str]:
     return {byte: chr(code) for byte, code in chars.items()}
 
 
-def byte_level_tokenizer(model_max_length: int = 1024) -> PreTrainedTokenizerFast:
+def byte_level_tokenizer(model_max_length: int | None = None) -> PreTrainedTokenizerFast:
     """A ``PreTrainedTokenizerFast`` with one token per byte plus ``<|endoftext|>``; 257 ids in all.
 
     Saved with ``save_pretrained`` it reloads through ``AutoTokenizer.from_pretrained`` like any other tokenizer.
+    ``model_max_length=None`` means no limit (texts are packed into blocks after tokenization).
     """
+    limit = {} if model_max_length is None else {"model_max_length": model_max_length}
     vocab = {char: byte for byte, char in _bytes_to_unicode().items()}
     tokenizer = Tokenizer(models.BPE(vocab=vocab, merges=[]))
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
@@ -48,5 +50,5 @@ def byte_level_tokenizer(model_max_length: int = 1024) -> PreTrainedTokenizerFas
         bos_token=END_OF_TEXT,
         eos_token=END_OF_TEXT,
         pad_token=END_OF_TEXT,
-        model_max_length=model_max_length,
+        **limit,
     )

@@ -63,7 +63,8 @@ class TrainSchedule:
             "adam_beta2": self.adam_beta2,
             "max_grad_norm": 1.0,
             "seed": seed,
-            "use_cpu": use_cpu,
+            # without use_cpu=True a multi-process launch on a CPU-only machine runs as independent processes
+            "use_cpu": use_cpu or not torch.cuda.is_available(),
             "save_strategy": "no",
             "logging_steps": max(1, self.steps // 10),
             "report_to": "none",
@@ -302,7 +303,7 @@ def run_spdf(
     from hf_eff.data.tokenization import byte_level_tokenizer
 
     set_seed_everywhere(seed)
-    tokenizer = tokenizer or byte_level_tokenizer(model_max_length=seq_len)
+    tokenizer = tokenizer or byte_level_tokenizer()
     if model_config.vocab_size < len(tokenizer):
         raise ValueError(f"model vocab_size {model_config.vocab_size} < tokenizer size {len(tokenizer)}")
     pre_data = lm_blocks(pretrain_dataset, tokenizer, seq_len, seed, max_chars, max_eval_blocks)
