@@ -38,7 +38,7 @@ class MaskSettings:
     """
 
     threshold: float | str = "auto"
-    min_threshold: float = 20.0
+    min_threshold: float = 15.0
     threshold_sigmas: float = 6.0
     blur_sigma: float = 1.5
     open_size: int = 3
@@ -174,12 +174,24 @@ def clean_mask(mask: np.ndarray, settings: MaskSettings) -> np.ndarray:
 
 def foreground_mask(
     frame: np.ndarray,
-    warped_background: np.ndarray,
-    valid: np.ndarray,
+    references: list[tuple[np.ndarray, np.ndarray]],
     settings: MaskSettings,
     grayscale: bool = False,
 ) -> tuple[np.ndarray, float]:
-    """The cleaned foreground mask of ``frame`` given its aligned background, and the threshold used."""
-    difference = difference_image(frame, warped_background, valid, settings, grayscale)
-    level = threshold_level(difference, valid, settings)
-    return clean_mask((difference > level) & valid, settings), level
+    """The cleaned foreground mask of ``frame`` and the threshold used.
+
+    ``references`` are ``(warped_background, valid)`` pairs: the matched background frame aligned to ``frame`` and
+    optionally its temporal neighbours. A pixel's difference is its smallest over the references that cover it, so
+    residue that only one reference shows (its parallax, its noise) does not become foreground.
+    """
+    if not references:
+        raise ValueError("foreground_mask needs at least one aligned background frame")
+    difference = np.full(frame.shape[:2], np.inf, np.float32)
+    covered = np.zeros(frame.shape[:2], bool)
+    for warped, valid in references:
+        d = difference_image(frame, warped, valid, settings, grayscale)
+        difference = np.minimum(difference, np.where(valid, d, np.inf))
+        covered |= valid
+    difference[~covered] = 0
+    level = threshold_level(difference, covered, settings)
+    return clean_mask((difference > level) & covered, settings), level

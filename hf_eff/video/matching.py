@@ -105,7 +105,7 @@ def coarse_to_fine_path(
     *,
     radius: int = 3,
     max_step: int | None = None,
-    max_back: int = 1,
+    max_back: int = 0,
     full_search_cells: int = 4096,
 ) -> CoarsePath:
     """Monotone descriptor alignment in linear time (see the module docstring).
@@ -139,7 +139,7 @@ def coarse_to_fine_path(
 
 
 def full_descriptor_path(
-    foreground: np.ndarray, background: np.ndarray, *, max_step: int | None = None, max_back: int = 1
+    foreground: np.ndarray, background: np.ndarray, *, max_step: int | None = None, max_back: int = 0
 ) -> CoarsePath:
     """The same monotone alignment on the full ``n x m`` cost matrix (the quadratic reference)."""
     n, m = len(foreground), len(background)
@@ -181,7 +181,7 @@ def match_frames(
     radius: int = 3,
     window: int = 2,
     max_step: int | None = None,
-    max_back: int = 1,
+    max_back: int = 0,
     progress: Callable[[int], None] | None = None,
 ) -> FrameMatches:
     """Match every foreground frame to a background frame.

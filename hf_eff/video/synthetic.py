@@ -131,7 +131,7 @@ def _build_midground(rng: np.random.Generator, images: dict[str, np.ndarray]) ->
     cv2 = require_cv2()
     rgb = np.zeros((_CANVAS_HEIGHT, _CANVAS_WIDTH, 3), np.float32)
     alpha = np.zeros((_CANVAS_HEIGHT, _CANVAS_WIDTH), np.float32)
-    for k, name in enumerate(("coffee", "chelsea", "rocket", "brick", "chelsea", "coffee", "astronaut")):
+    for k, name in enumerate(("coffee", "gravel", "rocket", "brick", "astronaut", "coffee", "grass")):
         patch = _resized(images[name], int(rng.integers(50, 90))).astype(np.float32)
         h, w = patch.shape[:2]
         w = min(w, 110)
@@ -147,7 +147,8 @@ def _build_midground(rng: np.random.Generator, images: dict[str, np.ndarray]) ->
 
 
 def _build_object(images: dict[str, np.ndarray], height: int) -> tuple[np.ndarray, np.ndarray]:
-    """A bottle-shaped cut-out (ellipse body plus rectangular neck) of a real photo: (RGB, alpha)."""
+    """A bottle-shaped cut-out (ellipse body plus rectangular neck) of a real photo that the scene does not use
+    elsewhere (the cat of ``chelsea``): (RGB, alpha)."""
     cv2 = require_cv2()
     width = max(8, int(0.55 * height))
     texture = _resized(images["chelsea"], height)

@@ -1,0 +1,47 @@
+"""``hf-eff bgsub``: runs on two files, writes the outputs, one-line errors."""
+
+import json
+
+import numpy as np
+
+from hf_eff.cli import main
+from hf_eff.video import read_video, write_video
+
+
+def test_bgsub_command_writes_object_video_masks_and_summary(tmp_path, small_pair, capsys):
+    fg = write_video(tmp_path / "fg.mkv", small_pair.foreground[:12])
+    bg = write_video(tmp_path / "bg.mkv", small_pair.background[:15])
+    out = tmp_path / "object.mkv"
+    code = main(
+        [
+            "bgsub",
+            str(fg),
+            str(bg),
+            "--output",
+            str(out),
+            "--masks",
+            str(tmp_path / "m.mkv"),
+            "--working_size",
+            "160",
+            "--no_progress",
+            "--output_dir",
+            str(tmp_path / "run"),
+        ]
+    )
+    assert code == 0
+    assert read_video(out).shape == (12, 72, 96, 3)
+    masks = read_video(tmp_path / "m.mkv")[..., 0] > 127
+    assert (read_video(out)[~masks] == 0).all()
+    summary = json.loads((tmp_path / "run" / "bgsub.json").read_text())
+    assert len(summary["matches"]) == 12 and summary["stats"]["strategy"] == "windowed"
+    assert np.abs(np.array(summary["matches"]) - small_pair.true_matches[:12]).max() <= 1
+    assert "12 frames matched" in capsys.readouterr().out
+
+
+def test_bgsub_command_reports_bad_input_in_one_line(tmp_path, capsys):
+    assert main(["bgsub", str(tmp_path / "nope.mp4"), str(tmp_path / "bg.mp4")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("hf-eff bgsub: error: foreground video: no such video file") and "\n" not in err
+    video = write_video(tmp_path / "v.mkv", np.zeros((2, 16, 16, 3), np.uint8))
+    assert main(["bgsub", str(video), str(video), "--threshold", "high", "--output_dir", str(tmp_path)]) == 1
+    assert "--threshold must be a number or 'auto'" in capsys.readouterr().err
