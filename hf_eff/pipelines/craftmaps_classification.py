@@ -12,8 +12,6 @@ import torch
 from transformers import AutoModel, Pipeline
 from transformers.pipelines import PIPELINE_REGISTRY
 
-from hf_eff.models.craftmaps import CraftMapsForClassification
-
 
 TASK = "craftmaps-classification"
 _FUNCTIONS = ("softmax", "none")
@@ -33,6 +31,10 @@ class CraftMapsClassificationPipeline(Pipeline):
     _load_video_processor = False
 
     def __init__(self, *args, **kwargs):
+        # imported here, not at the top: this module is imported while transformers (and maybe the model module)
+        # are still initialising, when hf_eff registers its pipelines
+        from hf_eff.models.craftmaps.modeling_craftmaps import CraftMapsForClassification
+
         super().__init__(*args, **kwargs)
         if not isinstance(self.model, CraftMapsForClassification):
             raise TypeError(f"{TASK} needs a CraftMapsForClassification model, got {type(self.model).__name__}")

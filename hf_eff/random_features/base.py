@@ -8,7 +8,7 @@ from torch import nn
 
 _FLOAT_DTYPES = (torch.float32, torch.float64)
 # the widest intermediate (rows x width) a map materialises at once, in elements: bounds memory on large inputs
-_WORKSPACE_ELEMENTS = 1 << 22
+_WORKSPACE_ELEMENTS = 1 << 23
 
 
 def seeded_generator(seed: int) -> torch.Generator:

@@ -59,7 +59,7 @@ class CraftMap(RandomFeatureMap):
             outputs (Kar & Karnick's H0/1 heuristic) and compress only the sampled degree >= 2 features: the
             exact part has no error at all, so it is not worth spending JL error on. Ignored by "ts".
         seed: everything random derives from it (the two stages get independent sub-seeds).
-        batch_size: rows per batch; default keeps the n x D intermediate near 16 MiB (float32).
+        batch_size: rows per batch; default keeps the widest intermediate near 2^23 elements (32 MiB in float32).
     """
 
     def __init__(

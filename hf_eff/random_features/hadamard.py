@@ -49,12 +49,13 @@ def _block_bits(total_bits: int) -> list[int]:
     return [total_bits // passes + (1 if i < total_bits % passes else 0) for i in range(passes)]
 
 
-def fwht(x: torch.Tensor, normalized: bool = False) -> torch.Tensor:
+def fwht(x: torch.Tensor, normalized: bool = False, scale: float = 1.0) -> torch.Tensor:
     """Fast Walsh–Hadamard transform of the last dimension of ``x`` (batched over all leading dimensions).
 
     Returns ``x @ H_m`` (``H_m`` is symmetric, so also ``H_m x`` per row) where ``m = x.shape[-1]`` must be a power
     of two. ``normalized=True`` divides by sqrt(m), making the transform orthonormal and its own inverse; the
-    unnormalised transform satisfies ``fwht(fwht(x)) == m * x``.
+    unnormalised transform satisfies ``fwht(fwht(x)) == m * x``. ``scale`` multiplies the result for free (it is
+    folded into the first pass's block).
     """
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
@@ -63,6 +64,8 @@ def fwht(x: torch.Tensor, normalized: bool = False) -> torch.Tensor:
     m = x.shape[-1]
     if not is_power_of_two(m):
         raise ValueError(f"the last dimension of x must be a power of two, got {m}")
+    if normalized:
+        scale = scale / math.sqrt(m)
     batch_shape = x.shape[:-1]
     rows = math.prod(batch_shape)
     y = x.reshape(rows, m)
@@ -73,11 +76,11 @@ def fwht(x: torch.Tensor, normalized: bool = False) -> torch.Tensor:
         b = 1 << bits
         left = m // (right * b)
         block = _cached_block(b, y.dtype, y.device)
+        if right == 1 and scale != 1.0:
+            block = block * scale
         if right == 1:
             y = (y.reshape(rows * left, b) @ block).reshape(rows, m)
         else:
             y = torch.matmul(block, y.reshape(rows * left, b, right)).reshape(rows, m)
         right *= b
-    if normalized:
-        y = y / math.sqrt(m)
     return y.reshape(*batch_shape, m)

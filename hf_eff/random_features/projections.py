@@ -41,8 +41,8 @@ class SubsampledRandomizedHadamard(RandomFeatureMap):
         u = u * self.signs.to(u.dtype)
         if self.padded_dim != self.n_features_in:
             u = F.pad(u, (0, self.padded_dim - self.n_features_in))
-        # unnormalised H: (1/sqrt(m)) * sqrt(m/E) = 1/sqrt(E)
-        return fwht(u).index_select(1, self.kept) / math.sqrt(self.n_components)
+        # orthonormal H times sqrt(m / E) is the unnormalised H times 1 / sqrt(E)
+        return fwht(u, scale=1 / math.sqrt(self.n_components)).index_select(1, self.kept)
 
 
 class GaussianProjection(RandomFeatureMap):

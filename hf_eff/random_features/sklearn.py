@@ -128,7 +128,9 @@ class CraftMapsSampler(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         with torch.no_grad():
             for start in range(0, X.shape[0], rows):
                 block = X[start : start + rows]
-                block = block.toarray() if sp.issparse(block) else np.array(block, copy=True)
+                block = block.toarray() if sp.issparse(block) else np.ascontiguousarray(block)
+                if not block.flags.writeable:  # torch refuses read-only memory (e.g. memory-mapped input)
+                    block = block.copy()
                 out[start : start + rows] = feature_map.transform_batch(torch.from_numpy(block)).numpy()
         return out
 
