@@ -30,7 +30,7 @@ _QUICK = {
 _FULL = {
     "size": (320, 240),
     "working_size": 320,
-    "quality": [(40, 1.0, True), (40, 2.0, True), (40, 4.0, True), (80, 2.0, False), (160, 2.0, False)],
+    "quality": [(40, 1.0, False), (40, 2.0, True), (40, 4.0, False), (80, 2.0, False), (160, 2.0, False)],
     "cost_lengths": [10, 20, 40, 80, 160],
     "brute_force_max_length": 40,
     "seeds": [0, 1],
