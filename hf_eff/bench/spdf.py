@@ -21,11 +21,11 @@ QUICK = {
     "sizes": [(2, 64, 4)],
     "seq_len": 64,
     "batch_size": 8,
-    "pretrain_steps": 60,
-    "finetune_steps": [30],
-    "max_chars": 300_000,
-    "max_eval_blocks": 64,
-    "timing_repeats": 5,
+    "pretrain_steps": 40,
+    "finetune_steps": [20],
+    "max_chars": 200_000,
+    "max_eval_blocks": 32,
+    "timing_repeats": 20,
 }
 FULL = {
     "sizes": [(2, 96, 4), (4, 128, 4)],
@@ -35,7 +35,7 @@ FULL = {
     "finetune_steps": [50, 150],
     "max_chars": None,
     "max_eval_blocks": 128,
-    "timing_repeats": 10,
+    "timing_repeats": 30,
 }
 SPARSITIES = (0.0, 0.5, 0.75)
 PRETRAIN_LR, FINETUNE_LR = 2e-3, 5e-4
