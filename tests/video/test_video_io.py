@@ -93,3 +93,14 @@ def test_writer_rejects_bad_paths_and_empty_videos(tmp_path):
     with pytest.raises(ValueError, match="no frames"):
         write_video(tmp_path / "empty.mkv", [])
     assert not (tmp_path / "empty.mkv").exists()
+
+
+def test_importing_the_engine_loads_neither_opencv_pyav_nor_transformers():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, hf_eff, hf_eff.video; print(sorted(m for m in ('cv2', 'av', 'transformers') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
