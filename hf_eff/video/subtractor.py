@@ -249,11 +249,10 @@ class BackgroundSubtractor:
 
     def match(self, fg: PreparedVideo, bg: PreparedVideo, progress: bool = False) -> SubtractionPlan:
         """Match prepared videos (see :mod:`hf_eff.video.matching`) and align each frame with its match."""
-        working = (fg.frames[0].shape[1], fg.frames[0].shape[0])
         s = self.settings
         aligner = Aligner(s.ratio_test, s.ransac_threshold, s.min_inliers, s.alignment_fallback)
         cache: dict[tuple[int, int], Alignment | None] = {}
-        size = (working[0], working[1])
+        size = (fg.frames[0].shape[1], fg.frames[0].shape[0])
 
         def feature_alignment(i: int, j: int) -> Alignment | None:
             if (i, j) not in cache:
@@ -292,6 +291,7 @@ class BackgroundSubtractor:
                 prior = alignments[-1].homography if alignments else np.eye(3)
                 alignment = aligner.from_intensity(fg.grays[i], bg.grays[int(j)], prior)
             alignments.append(alignment)
+        # neighbours of each match, also compared when differencing (feature fits only; most are already cached)
         neighbours = []
         for i, j in enumerate(matches.matches):
             near = range(max(0, j - s.reference_frames), min(len(bg.frames), j + s.reference_frames + 1))
