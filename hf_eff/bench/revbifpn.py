@@ -119,13 +119,14 @@ def _figure(rows: list[dict], depth_rows: list[dict]):
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
     styles = {"storing": "-", "reversible": "--", "checkpoint": ":"}
-    for variant in dict.fromkeys(r["variant"] for r in rows):
+    for color, variant in enumerate(dict.fromkeys(r["variant"] for r in rows)):
         vrows = [r for r in rows if r["variant"] == variant]
         for mode in MODES:
             left.plot(
                 [r["resolution"] for r in vrows],
                 [r[f"{mode}_MiB"] for r in vrows],
                 styles[mode],
+                color=f"C{color}",
                 marker="o",
                 label=f"{variant.upper()} {mode}",
             )
@@ -216,9 +217,13 @@ def run(settings: BenchSettings) -> BenchReport:
         + ", ".join(f"{r['silos']} silos: {r['reversible_MiB']} MiB" for r in depth_rows)
         + "; storing grows linearly.",
         "Step time (reversible / storing), single-threaded, interleaved: "
-        + ", ".join(f"{k}: {v['reversible']:.2f}x" for k, v in timings.items())
+        + ", ".join(f"{v}@{r} batch {b}: {timings[f'{v}@{r}']['reversible']:.2f}x" for v, r, b in timed)
         + f". Official implementation: {OFFICIAL['step_time_s0@224']}x at S0/224 (batch 4).",
         f"Official implementation's memory ratios on this CPU: {OFFICIAL['s0@224']}x (S0/224), {OFFICIAL['s3@288']}x (S3/288).",
+        "Peak RSS is the resident-memory growth over one training step (forward + backward, gradient buffers "
+        "already allocated): it also holds transient buffers that no mode avoids (parameter gradients, the recompute "
+        "of the neck/head and of one transform at a time, allocator slack), so its ratio is smaller than the "
+        "saved-bytes ratio.",
         "Timings are from a shared, loaded CPU: ratios are meaningful, absolute times are not reported.",
     ]
     return BenchReport(
