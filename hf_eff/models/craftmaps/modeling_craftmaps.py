@@ -173,6 +173,8 @@ class CraftMapsForClassification(ModelCardMixin, CraftMapsPreTrainedModel):
         return {
             **super().model_card_variables(),
             "labels": list(self.config.id2label.values()),
+            "up_name": {"ts": "TensorSketch", "rm": "Random Maclaurin"}[self.feature_map.up_kind],
+            "exact_features": self.feature_map.n_exact,
             "num_fit_samples": getattr(self, "num_fit_samples", None),
         }
 
