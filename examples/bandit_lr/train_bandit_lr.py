@@ -122,7 +122,10 @@ def main() -> None:
     bandit = next(cb for cb in trainer.callback_handler.callbacks if isinstance(cb, BanditLRCallback))
     if trainer.is_world_process_zero():
         trace = bandit.arm_trace
-        print(json.dumps({"eval_loss": metrics["eval_loss"], "eval_accuracy": metrics["eval_accuracy"]}))
+        print(
+            "final metrics:",
+            json.dumps({"eval_loss": metrics["eval_loss"], "eval_accuracy": metrics["eval_accuracy"]}),
+        )
         print(f"arms played per episode: {trace}")
         print(f"episodes backtracked: {sum(record['backtracked'] for record in bandit.history)} of {len(trace)}")
         print("last 10 episodes, most played:", max(set(trace[-10:]), key=trace[-10:].count) if trace else None)

@@ -79,7 +79,14 @@ class BanditLRCallback(TrainerCallback, ExportableState):
             them when the episode made the objective worse. Doubles parameter and optimizer-state memory; not
             supported with DeepSpeed or FSDP (sharded state).
         reward_bound: rewards are clipped to ``[-reward_bound, reward_bound]``; also the ``B`` of UCB indices.
+        reward_scaling: ``"running"`` divides each relative decrease by a running mean of their sizes (momentum
+            0.9), so that rewards keep a comparable scale although progress per episode shrinks by orders of
+            magnitude over training [hf_eff choice]; ``"none"`` uses the raw relative decrease.
         seed: seed of the policy's random generator (the same on every rank).
+
+    ``_restoring`` is internal: ``state()`` sets it in the arguments from which Trainer rebuilds this callback on
+    resume; the rebuilt instance then takes the arguments JSON cannot hold (probe set, collator, an unregistered
+    policy object) from the instance that was given to the Trainer.
     """
 
     def __init__(
@@ -109,8 +116,15 @@ class BanditLRCallback(TrainerCallback, ExportableState):
             raise ValueError(f"reward must be one of {REWARDS}, got {reward!r}")
         if not isinstance(probe_batch_size, int) or isinstance(probe_batch_size, bool) or probe_batch_size < 1:
             raise ValueError(f"probe_batch_size must be an int >= 1, got {probe_batch_size!r}")
-        if not isinstance(reward_bound, (int, float)) or not math.isfinite(reward_bound) or reward_bound <= 0:
+        if (
+            isinstance(reward_bound, bool)
+            or not isinstance(reward_bound, (int, float))
+            or not math.isfinite(reward_bound)
+            or reward_bound <= 0
+        ):
             raise ValueError(f"reward_bound must be a positive finite number, got {reward_bound!r}")
+        if bandit is None and not _restoring:
+            raise ValueError(f"bandit must be a policy name {sorted(BANDITS)} or a BanditPolicy instance, got None")
         if reward_scaling not in REWARD_SCALINGS:
             raise ValueError(f"reward_scaling must be one of {REWARD_SCALINGS}, got {reward_scaling!r}")
         if reward == "probe_loss" and probe_dataset is None and not _restoring:
@@ -282,7 +296,7 @@ class BanditLRCallback(TrainerCallback, ExportableState):
     # ------------------------------------------------------------------------------------------------------------
     # episodes
     def _start_episode(self, start_loss, model, optimizer, lr_scheduler) -> None:
-        self.ensure_policy()
+        self._ensure_policy()
         self.current_arm = int(self.policy.select())
         self.steps_in_episode = 0
         self.episode_start_loss = start_loss
@@ -356,7 +370,7 @@ class BanditLRCallback(TrainerCallback, ExportableState):
                     logs[f"bandit_lr/{name}@{value:g}"] = float(number)
         return logs
 
-    def ensure_policy(self) -> BanditPolicy:
+    def _ensure_policy(self) -> BanditPolicy:
         if self.policy is None:
             raise ValueError(
                 "BanditLRCallback has no bandit policy: it was restored from a checkpoint made with an unregistered "

@@ -1,0 +1,51 @@
+"""The example script and the benchmark run end to end (offline, CPU)."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+SCRIPT = Path(__file__).resolve().parents[2] / "examples" / "bandit_lr" / "train_bandit_lr.py"
+
+
+def run_example(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=300, check=False
+    )
+
+
+def test_example_help():
+    result = run_example("--help")
+    assert result.returncode == 0, result.stderr
+    assert "--episode_steps" in result.stdout and "--backtrack" in result.stdout
+
+
+def test_example_trains_checkpoints_and_resumes_with_the_same_bandit(tmp_path):
+    common = ["--max_steps", "20", "--episode_steps", "5", "--save_steps", "10", "--output_dir", str(tmp_path)]
+    first = run_example(*common, "--backtrack")
+    assert first.returncode == 0, first.stderr[-3000:]
+    final = next(line for line in first.stdout.splitlines() if line.startswith("final metrics:"))
+    metrics = json.loads(final.removeprefix("final metrics:"))
+    assert 0.0 <= metrics["eval_accuracy"] <= 1.0
+    trace = next(line for line in first.stdout.splitlines() if line.startswith("arms played"))
+
+    resumed = run_example(*common, "--backtrack", "--resume_from_checkpoint", str(tmp_path / "checkpoint-10"))
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert next(line for line in resumed.stdout.splitlines() if line.startswith("arms played")) == trace
+
+
+@pytest.mark.slow
+def test_quick_benchmark_reports_every_fixed_rate_adadelta_and_the_bandit(tmp_path):
+    from hf_eff.bench import BenchSettings, write_report
+    from hf_eff.bench.bandit_lr import ARMS, run
+
+    report = run(BenchSettings(size="quick", output_dir=tmp_path))
+    names = [row["run"] for row in report.rows]
+    assert [f"SGD lr={arm:g}" for arm in ARMS] == [name for name in names if name.startswith("SGD")]
+    assert "Adadelta" in names and "bandit ducb" in names
+    assert report.headline.value > 0
+    paths = write_report(report, tmp_path)
+    assert paths["arm_trace"].exists()
