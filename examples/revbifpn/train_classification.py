@@ -25,7 +25,9 @@ from hf_eff.bench import SavedTensorsMeter
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--dataset", default="digits", help="'digits', 'fashion-mnist', a local path or a HF dataset id")
+    parser.add_argument(
+        "--dataset", default="digits", help="'digits', 'fashion-mnist', a local path or a HF dataset id"
+    )
     parser.add_argument("--variant", default="s0", help="RevBiFPN preset s0 ... s6")
     parser.add_argument("--resolution", type=int, default=32, help="input size (multiple of 32)")
     parser.add_argument("--storing", action="store_true", help="store activations instead (the baseline)")

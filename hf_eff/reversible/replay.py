@@ -64,6 +64,8 @@ class AutocastState:
 
     @classmethod
     def capture(cls, device_type: str) -> "AutocastState":
+        if not torch.amp.is_autocast_available(device_type):  # e.g. meta tensors
+            return cls("cpu", False, torch.bfloat16, torch.is_autocast_enabled("cpu"), torch.get_autocast_dtype("cpu"))
         return cls(
             device_type,
             torch.is_autocast_enabled(device_type),

@@ -122,7 +122,7 @@ class ReversibleSequence(nn.Module):
         if not streams:
             raise ValueError("ReversibleSequence needs at least one input stream")
         device_type = streams[0].device.type
-        if torch.is_autocast_enabled(device_type):
+        if torch.amp.is_autocast_available(device_type) and torch.is_autocast_enabled(device_type):
             streams = tuple(s.float() if s.dtype in _LOW_PRECISION else s for s in streams)
         modules = list(self.ops) + ([tail] if tail is not None else [])
         params = list(dict.fromkeys(p for m in modules for p in trainable_parameters(m)))

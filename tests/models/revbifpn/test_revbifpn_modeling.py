@@ -54,6 +54,52 @@ def test_parameter_counts_match_the_official_variants(variant):
     assert sum(p.numel() for p in model.parameters()) == GOLDEN_PARAMETERS[variant]
 
 
+GOLDEN_MACS = {  # (resolution, MACs) from the same self-check, counted by thop
+    "s0": (224, 308_039_716),
+    "s1": (256, 616_781_508),
+    "s2": (256, 1_370_329_000),
+    "s3": (288, 3_330_873_312),
+    "s4": (320, 10_632_222_080),
+    "s5": (352, 21_848_995_912),
+    "s6": (352, 38_084_434_748),
+}
+
+
+def thop_style_macs(model: torch.nn.Module, resolution: int) -> int:
+    """Multiply-accumulates counted with thop's rules: convs (+1 per output for a bias), 2 per BatchNorm input
+    element, linear layers, 11 per bilinear-upsampled output; activations, pooling and additions are free."""
+    total = 0
+
+    def hook(module, inputs, output):
+        nonlocal total
+        if isinstance(module, torch.nn.Conv2d):
+            per_output = module.in_channels // module.groups * module.weight[0, 0].numel() + (module.bias is not None)
+            total += output.numel() * per_output
+        elif isinstance(module, torch.nn.BatchNorm2d):
+            total += 2 * inputs[0].numel()
+        elif isinstance(module, torch.nn.Linear):
+            total += module.in_features * output.numel()
+        elif isinstance(module, torch.nn.Upsample):
+            total += 11 * output.numel()
+
+    handles = [m.register_forward_hook(hook) for m in model.modules()]
+    with torch.no_grad():
+        model.eval()(torch.empty(1, 3, resolution, resolution, device="meta"))
+    for handle in handles:
+        handle.remove()
+    return total
+
+
+@pytest.mark.parametrize(
+    "variant", [v if v in ("s0", "s3") else pytest.param(v, marks=pytest.mark.slow) for v in GOLDEN_MACS]
+)
+def test_macs_match_the_official_variants(variant):
+    resolution, macs = GOLDEN_MACS[variant]
+    with torch.device("meta"):
+        model = RevBiFPNForImageClassification(RevBiFPNConfig.from_variant(variant))
+    assert thop_style_macs(model, resolution) == macs
+
+
 def test_variant_presets():
     s3 = RevBiFPNConfig.from_variant("S3")
     assert s3.channels == [128, 160, 208, 416] and s3.neck_channels == [128, 160, 336, 848]
