@@ -9,6 +9,19 @@ The engine knows nothing of any particular model: RevBiFPN and the reversible 3D
   :class:`AdditiveCoupling` for other step patterns.
 - Structural ops: :class:`SpaceToDepth` (any dimensionality), :class:`ParallelStreams`.
 - :func:`is_recomputing` for custom stateful layers.
+
+Example (a 3D reversible stage; any module pair with matching channel halves works as ``F``/``G``)::
+
+    import torch
+    from torch import nn
+    from hf_eff.reversible import ReversibleSequence, RevNetBlock
+
+    def mbconv(c):  # half-width transform: 1x1 expand, depthwise 3x3x3, linear 1x1 projection
+        return nn.Sequential(nn.Conv3d(c, 4 * c, 1), nn.GroupNorm(4, 4 * c), nn.SiLU(),
+                             nn.Conv3d(4 * c, 4 * c, 3, padding=1, groups=4 * c), nn.SiLU(), nn.Conv3d(4 * c, c, 1))
+
+    stage = ReversibleSequence([RevNetBlock(mbconv(8), mbconv(8)) for _ in range(4)])
+    (y,) = stage(torch.randn(1, 16, 32, 32, 32, requires_grad=True))  # stores only y for backward
 """
 
 from hf_eff.reversible.base import InvertibleModule, ParamGrads

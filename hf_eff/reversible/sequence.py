@@ -24,6 +24,7 @@ from collections.abc import Sequence
 
 import torch
 from torch import nn
+from torch.autograd.function import once_differentiable
 
 from hf_eff.reversible.base import InvertibleModule, ParamGrads, Streams, _leaf, trainable_parameters
 from hf_eff.reversible.replay import PLAIN, AutocastState, RNGTape, TransformRunner, recomputing
@@ -71,9 +72,9 @@ class _ReversibleFunction(torch.autograd.Function):
         return _as_tuple(tape.tail(*streams))
 
     @staticmethod
+    @once_differentiable  # the recompute runs under its own autograd session; no double backward
     def backward(ctx, *grads: torch.Tensor):
-        tape: _Tape = ctx.tape
-        del ctx.tape
+        tape: _Tape = ctx.tape  # kept (not deleted) so that backward(retain_graph=True) can run again
         outputs = ctx.saved_tensors
         sink = ParamGrads()
         with tape.rng.preserved(), tape.autocast.context(), recomputing(tape.modules()), torch.no_grad():
