@@ -203,3 +203,20 @@ def test_grayscale_inputs_are_stacked_to_the_stem_width():
     model = RevBiFPNForImageClassification(tiny_config(num_channels=1)).eval()
     with torch.no_grad():
         assert model(torch.randn(2, 1, 32, 32)).logits.shape == (2, 5)
+
+
+@pytest.mark.parametrize("autocast", [False, True])
+def test_whole_body_inverts_within_budget(autocast):
+    """Reconstruct the stem input from the body's outputs through every silo and block (fp32 streams; with bf16
+    autocast only the transforms run in bf16, and they are recomputed identically, so the budget stays fp32)."""
+    torch.manual_seed(0)
+    model = RevBiFPNModel(tiny_config(num_extra_silos=3)).eval()
+    x = model._stack_input(torch.randn(2, 3, 32, 32))
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+        streams = (x,)
+        for op in model.encoder.ops:
+            streams = op(*streams)
+        assert all(s.dtype == torch.float32 for s in streams)
+        for op in reversed(model.encoder.ops):
+            streams = op.inverse(*streams)
+    torch.testing.assert_close(streams[0], x, rtol=0, atol=1e-4)
