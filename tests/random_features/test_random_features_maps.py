@@ -149,6 +149,26 @@ def test_exact_low_degree_terms_help_inhomogeneous_kernels(digits):
     assert auto < ts
 
 
+@pytest.mark.parametrize("coef0", [0.0, 2.0])
+def test_tensor_sketch_matrix_product_route_equals_the_fft_route(coef0, monkeypatch):
+    sketch = TensorSketch(12, 256, PolynomialKernel(3, 0.5, coef0), seed=0)
+    assert sketch.uses_dense_dft()  # narrow input: the single matrix product is used
+    x = torch.randn(9, 12, dtype=torch.float64)
+    dense = sketch(x)
+    monkeypatch.setattr(sketch, "uses_dense_dft", lambda: False)
+    torch.testing.assert_close(dense, sketch(x), rtol=1e-10, atol=1e-12)
+
+
+def test_tensor_sketch_cache_follows_dtype_changes_and_is_not_pickled():
+    import pickle
+
+    sketch = TensorSketch(8, 64, PolynomialKernel(2), seed=0)
+    x = torch.randn(3, 8)
+    z32 = sketch(x)
+    torch.testing.assert_close(sketch.double()(x.double()).float(), z32, rtol=1e-5, atol=1e-6)
+    assert pickle.loads(pickle.dumps(sketch))._dft_cache == {}
+
+
 # ---------------------------------------------------------------------------- determinism, dtypes, batching
 
 
