@@ -42,7 +42,7 @@ SIZES = {
         "gram_datasets": ["digits", "breast_cancer", "wine", "iris"],
         "gram_dims": [64, 128, 256, 512, 1024],
         "gram_seeds": 10,
-        "gram_rows": 600,
+        "gram_rows": 500,
         "acc_datasets": ["digits", "breast_cancer", "wine"],
         "acc_dims": [64, 128, 256, 512],
         "acc_seeds": 5,
