@@ -19,15 +19,18 @@ from hf_eff.bench import BenchReport, BenchSettings, Headline, benchmark
 
 
 ARMS = (0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0)
-QUICK = {"seeds": (0,), "max_steps": 1200, "episode_steps": 20, "hidden": 64, "variants": ("ducb", "ducb+backtrack")}
-FULL = {
-    "seeds": (0, 1, 2),
-    "max_steps": 2400,
-    "episode_steps": 40,
-    "hidden": 64,
-    "variants": ("ducb", "ducb+backtrack", "swucb+backtrack", "thompson+backtrack", "epsilon_greedy+backtrack"),
+# bandit variants: name -> BanditLRCallback keyword arguments (besides arms, episode length and probe set)
+VARIANTS = {
+    "ducb+backtrack": {"bandit": "ducb", "backtrack": True},  # the paper's method; the headline
+    "ducb": {"bandit": "ducb"},
+    "thompson+backtrack": {"bandit": "thompson", "bandit_kwargs": {"gamma": 0.95}, "backtrack": True},
+    "swucb+backtrack": {"bandit": "swucb", "backtrack": True},
+    "epsilon_greedy+backtrack": {"bandit": "epsilon_greedy", "bandit_kwargs": {"gamma": 0.95}, "backtrack": True},
 }
+QUICK = {"seeds": (0,), "max_steps": 1200, "episode_steps": 20, "hidden": 64, "variants": tuple(VARIANTS)[:3]}
+FULL = {"seeds": (0, 1, 2), "max_steps": 2400, "episode_steps": 40, "hidden": 64, "variants": tuple(VARIANTS)}
 BATCH_SIZE, PROBE_SIZE = 32, 256
+HEADLINE_VARIANT = "ducb+backtrack"
 
 
 class DigitsMLP(nn.Module):
@@ -140,15 +143,13 @@ def train_once(
 def make_bandit_callback(variant: str, probe, episode_steps: int, seed: int):
     from hf_eff import BanditLRCallback
 
-    bandit, _, extra = variant.partition("+")
     return BanditLRCallback(
         list(ARMS),
         episode_steps=episode_steps,
-        bandit=bandit,
         probe_dataset=probe,
         probe_batch_size=PROBE_SIZE,
-        backtrack=extra == "backtrack",
         seed=seed,
+        **VARIANTS[variant],
     )
 
 
@@ -212,7 +213,7 @@ def _run(settings: BenchSettings) -> BenchReport:
         rows.append(row)
 
     bandit_losses = {row["run"]: row["test_loss"] for row in rows if row["run"].startswith("bandit")}
-    default = next(row for row in rows if row["run"] == f"bandit {config['variants'][0]}")
+    default = next(row for row in rows if row["run"] == f"bandit {HEADLINE_VARIANT}")
     grid_cost = len(ARMS)
     notes = [
         f"fixed-LR grid (same arms as the bandit): best {best:.4f}, median {median:.4f}, worst {worst:.4f} test loss; "
@@ -224,9 +225,14 @@ def _run(settings: BenchSettings) -> BenchReport:
         f"{BATCH_SIZE}, {config['max_steps']} steps, episodes of {config['episode_steps']} steps; mean over seeds {list(seeds)}",
         "goal from the issue: within 2% of the best fixed LR (loss / best fixed <= 1.02) at the cost of one run, and "
         "better than the median fixed LR",
+        "without backtracking, exploring a divergent arm once (here lr=3) can leave the network unrecoverable (dead "
+        "ReLUs); backtracking undoes such episodes, which is why the paper pairs it with the bandit",
+        "per-episode rewards are myopic: a smaller rate lowers the loss at once (it damps SGD noise) while a larger "
+        "one pays off later, so rewards favour small rates late in training (short-horizon bias, Wu et al. 2018); "
+        "'median lr, last quarter' shows where each bandit ended up",
     ]
     headline = Headline(
-        effect="final test loss of one D-UCB run relative to the best of a grid search",
+        effect="final test loss of one D-UCB + backtracking run relative to the best of a grid search",
         baseline=f"best of {grid_cost} fixed-LR SGD runs (same grid)",
         value=default["loss / best fixed"],
         unit="x",
@@ -238,7 +244,15 @@ def _run(settings: BenchSettings) -> BenchReport:
         rows=rows,
         headline=headline,
         notes=notes,
-        meta={"size": settings.size, "seeds": list(seeds), "arms": list(ARMS), **config, "probe_size": PROBE_SIZE},
+        meta={
+            **config,
+            "size": settings.size,
+            "seeds": list(seeds),
+            "arms": list(ARMS),
+            "probe_size": PROBE_SIZE,
+            "batch_size": BATCH_SIZE,
+            "torch_threads_used": 1,
+        },
         figures={"arm_trace": _trace_figure(traces, fixed, best, bandit_losses)},
     )
 

@@ -45,6 +45,7 @@ __all__ = ["BanditLRCallback"]
 MODES = ("absolute", "multiplier")
 REWARDS = ("probe_loss", "train_loss")
 REWARD_SCALINGS = ("running", "none")
+REJECTED_REWARDS = ("zero", "observed")
 SCALE_MOMENTUM = 0.9
 
 # Trainer rebuilds a restored callback from the JSON "args" of ``state()`` alone (``type(cb)(**args)``), which
@@ -66,8 +67,8 @@ class BanditLRCallback(TrainerCallback, ExportableState):
             ``reduce_lr_on_plateau`` and ``greedy`` is).
         bandit: a policy name (``"ducb"`` default, ``"swucb"``, ``"ucb1"``, ``"epsilon_greedy"``, ``"thompson"``,
             or one added with :func:`hf_eff.callbacks.bandits.register_bandit`) or a ``BanditPolicy`` instance.
-        bandit_kwargs: keyword arguments of the named policy (e.g. ``{"gamma": 0.9, "xi": 0.6}``). UCB policies
-            get ``reward_bound`` from this callback unless given here.
+        bandit_kwargs: keyword arguments of the named policy (e.g. ``{"gamma": 0.9, "xi": 0.6}``; the ``B`` of the
+            UCB indices is their ``reward_bound``, 1 by default, the typical size of a scaled reward).
         reward: ``"probe_loss"`` (the relative decrease of the loss on ``probe_dataset``) or ``"train_loss"``
             (of the mean training loss logged by the Trainer; needs ``logging_steps == episode_steps``).
         probe_dataset: a small held-out set (``datasets.Dataset``, map-style torch dataset or list of examples)
@@ -78,7 +79,11 @@ class BanditLRCallback(TrainerCallback, ExportableState):
         backtrack: snapshot model, optimizer, scheduler (and AMP grad scaler) at each episode start and restore
             them when the episode made the objective worse. Doubles parameter and optimizer-state memory; not
             supported with DeepSpeed or FSDP (sharded state).
-        reward_bound: rewards are clipped to ``[-reward_bound, reward_bound]``; also the ``B`` of UCB indices.
+        reward_bound: rewards are clipped to ``[-reward_bound, reward_bound]``; with running scaling a typical
+            reward is about 1 in size, so the default 3 only cuts outliers such as a diverging episode.
+        rejected_reward: with backtracking, the reward of an undone episode: ``"zero"`` (default; the progress it
+            really made) or ``"observed"`` (the relative change measured before undoing it, which penalises large
+            rates for their noise although the damage was undone) [hf_eff choice].
         reward_scaling: ``"running"`` divides each relative decrease by a running mean of their sizes (momentum
             0.9), so that rewards keep a comparable scale although progress per episode shrinks by orders of
             magnitude over training [hf_eff choice]; ``"none"`` uses the raw relative decrease.
@@ -102,8 +107,9 @@ class BanditLRCallback(TrainerCallback, ExportableState):
         probe_batch_size: int = 64,
         probe_collator: Callable[[list], dict[str, Any]] | None = None,
         backtrack: bool = False,
-        reward_bound: float = 1.0,
+        reward_bound: float = 3.0,
         reward_scaling: str = "running",
+        rejected_reward: str = "zero",
         seed: int = 0,
         _restoring: bool = False,
     ):
@@ -125,6 +131,8 @@ class BanditLRCallback(TrainerCallback, ExportableState):
             raise ValueError(f"reward_bound must be a positive finite number, got {reward_bound!r}")
         if bandit is None and not _restoring:
             raise ValueError(f"bandit must be a policy name {sorted(BANDITS)} or a BanditPolicy instance, got None")
+        if rejected_reward not in REJECTED_REWARDS:
+            raise ValueError(f"rejected_reward must be one of {REJECTED_REWARDS}, got {rejected_reward!r}")
         if reward_scaling not in REWARD_SCALINGS:
             raise ValueError(f"reward_scaling must be one of {REWARD_SCALINGS}, got {reward_scaling!r}")
         if reward == "probe_loss" and probe_dataset is None and not _restoring:
@@ -145,6 +153,7 @@ class BanditLRCallback(TrainerCallback, ExportableState):
         self.backtrack = bool(backtrack)
         self.reward_bound = float(reward_bound)
         self.reward_scaling = reward_scaling
+        self.rejected_reward = rejected_reward
         self.seed = seed
         self.bandit_kwargs = dict(bandit_kwargs or {})
         self.policy = self._build_policy(bandit) if bandit is not None else None
@@ -174,10 +183,7 @@ class BanditLRCallback(TrainerCallback, ExportableState):
             return bandit
         if not isinstance(bandit, str):
             raise TypeError(f"bandit must be a policy name or a BanditPolicy instance, got {type(bandit).__name__}")
-        kwargs = dict(self.bandit_kwargs)
-        if bandit in ("ducb", "swucb", "ucb1"):
-            kwargs.setdefault("reward_bound", self.reward_bound)
-        return make_bandit(bandit, len(self.arms), seed=self.seed, **kwargs)
+        return make_bandit(bandit, len(self.arms), seed=self.seed, **self.bandit_kwargs)
 
     # ------------------------------------------------------------------------------------------------------------
     # checkpointing (ExportableState)
@@ -196,6 +202,7 @@ class BanditLRCallback(TrainerCallback, ExportableState):
                 "backtrack": self.backtrack,
                 "reward_bound": self.reward_bound,
                 "reward_scaling": self.reward_scaling,
+                "rejected_reward": self.rejected_reward,
                 "seed": self.seed,
                 "_restoring": True,
             },
@@ -306,7 +313,6 @@ class BanditLRCallback(TrainerCallback, ExportableState):
 
     def _finish_episode(self, end_loss: float, state, model, optimizer, lr_scheduler) -> None:
         start_loss, arm = self.episode_start_loss, self.current_arm
-        reward = None if start_loss is None else self._reward(start_loss, end_loss)
         worse = start_loss is not None and not end_loss <= start_loss  # NaN counts as worse
         backtracked = False
         if self.backtrack and worse:
@@ -321,6 +327,12 @@ class BanditLRCallback(TrainerCallback, ExportableState):
                     "multiples of episode_steps to avoid this"
                 )
         self._snapshot = None
+        if start_loss is None:
+            reward = None
+        elif backtracked and self.rejected_reward == "zero":
+            reward = 0.0  # the episode was undone: the progress it really made is none
+        else:
+            reward = self._reward(start_loss, end_loss)
         if reward is not None:
             self.policy.update(arm, reward)
         record = {

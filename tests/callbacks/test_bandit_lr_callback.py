@@ -123,9 +123,17 @@ def test_multiplier_mode_keeps_the_schedule_shape(tmp_path):
     assert len(set(bandit.arm_trace)) > 1
 
 
-def test_backtracking_restores_the_exact_weights_optimizer_and_schedule(tmp_path):
+@pytest.mark.parametrize("rejected_reward", ["zero", "observed"])
+def test_backtracking_restores_the_exact_weights_optimizer_and_schedule(tmp_path, rejected_reward):
     # a single, absurd arm: every episode makes the probe loss worse and must be undone
-    bandit = BanditLRCallback([500.0], episode_steps=4, probe_dataset=PROBE, backtrack=True, mode="multiplier")
+    bandit = BanditLRCallback(
+        [500.0],
+        episode_steps=4,
+        probe_dataset=PROBE,
+        backtrack=True,
+        mode="multiplier",
+        rejected_reward=rejected_reward,
+    )
     model = TinyClassifier()
     initial = {name: tensor.clone() for name, tensor in model.state_dict().items()}
     trainer = make_trainer(
@@ -134,6 +142,8 @@ def test_backtracking_restores_the_exact_weights_optimizer_and_schedule(tmp_path
     trainer.train()
 
     assert [record["backtracked"] for record in bandit.history] == [True, True, True]
+    rewards = [record["reward"] for record in bandit.history]
+    assert rewards == [0.0] * 3 if rejected_reward == "zero" else all(reward < 0 for reward in rewards)
     for name, tensor in model.state_dict().items():
         assert torch.equal(tensor, initial[name]), name
     assert len(trainer.optimizer.state) == 0  # Adam moments of the rejected steps are gone too
@@ -196,7 +206,7 @@ def test_rewards_are_relative_decreases_scaled_by_their_running_size_and_clipped
     assert bandit._reward(1.0, float("nan")) == -2.0
     unscaled = BanditLRCallback([0.1], probe_dataset=PROBE, reward_scaling="none")
     assert unscaled._reward(2.0, 1.5) == pytest.approx(0.25)
-    assert unscaled._reward(1.0, 3.0) == -1.0  # a 200% increase, clipped
+    assert unscaled._reward(1.0, 5.0) == -3.0  # a 400% increase, clipped to the default bound
 
 
 def _train_and_checkpoint(tmp_path, max_steps, resume=None, restore=True):
@@ -302,6 +312,7 @@ def test_two_processes_choose_identical_arms(tmp_path):
         ({"reward_bound": 0}, ValueError, "reward_bound"),
         ({"probe_batch_size": 0}, ValueError, "probe_batch_size"),
         ({"reward_scaling": "zscore"}, ValueError, "reward_scaling must be one of"),
+        ({"rejected_reward": "negative"}, ValueError, "rejected_reward must be one of"),
     ],
 )
 def test_bad_arguments_raise_clear_errors(kwargs, error, match):
