@@ -63,6 +63,21 @@ def test_fit_streams_a_datasets_dataset_like_tensors(digits):
     torch.testing.assert_close(from_dataset.classifier.weight, from_tensors.classifier.weight, rtol=1e-5, atol=1e-6)
 
 
+def test_fit_streams_a_generator_that_is_never_materialised(digits):
+    x, y = digits
+    consumed = []
+
+    def stream():  # e.g. rows read from disk: yields batches once, never holds the whole set
+        for start in range(0, 500, 100):
+            consumed.append(start)
+            yield x[start : start + 100], y[start : start + 100]
+
+    streamed = CraftMapsForClassification(tiny_config()).fit(stream())
+    whole = CraftMapsForClassification(tiny_config()).fit((x[:500], y[:500]), batch_size=500)
+    assert consumed == [0, 100, 200, 300, 400] and streamed.num_fit_samples == 500
+    torch.testing.assert_close(streamed.classifier.weight, whole.classifier.weight, rtol=1e-5, atol=1e-6)
+
+
 def test_save_and_load_round_trip_through_auto_classes(fitted, digits, tmp_path):
     x, _ = digits
     fitted.save_pretrained(tmp_path)
