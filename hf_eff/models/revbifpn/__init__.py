@@ -16,6 +16,13 @@ AutoModel.register(RevBiFPNConfig, RevBiFPNModel, exist_ok=True)
 AutoModelForImageClassification.register(RevBiFPNConfig, RevBiFPNForImageClassification, exist_ok=True)
 AutoBackbone.register(RevBiFPNConfig, RevBiFPNBackbone, exist_ok=True)
 
+# also write `auto_map` into saved configs, so a folder loads with trust_remote_code=True even where nobody
+# imported hf_eff first (the copied modeling file imports hf_eff's engine, so hf_eff must be installed)
+RevBiFPNConfig.register_for_auto_class()
+RevBiFPNModel.register_for_auto_class("AutoModel")
+RevBiFPNForImageClassification.register_for_auto_class("AutoModelForImageClassification")
+RevBiFPNBackbone.register_for_auto_class("AutoBackbone")
+
 try:  # AutoImageProcessor needs pillow (the [vision] extra)
     from transformers import AutoImageProcessor
 

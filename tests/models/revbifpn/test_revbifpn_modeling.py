@@ -2,6 +2,8 @@
 backbone, input validation."""
 
 import copy
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -220,3 +222,24 @@ def test_whole_body_inverts_within_budget(autocast):
         for op in reversed(model.encoder.ops):
             streams = op.inverse(*streams)
     torch.testing.assert_close(streams[0], x, rtol=0, atol=1e-4)
+
+
+def test_saved_folder_loads_as_remote_code_in_a_fresh_process(tmp_path):
+    """The fresh interpreter never imports hf_eff itself: only the `auto_map` written on save leads there."""
+    torch.manual_seed(0)
+    model = RevBiFPNForImageClassification(tiny_config()).eval()
+    model.save_pretrained(tmp_path)
+    assert (tmp_path / "modeling_revbifpn.py").exists()
+    x = torch.randn(1, 3, 32, 32)
+    torch.save(x, tmp_path / "x.pt")
+    with torch.no_grad():
+        torch.save(model(x).logits, tmp_path / "expected.pt")
+    script = (
+        "import torch; from transformers import AutoModelForImageClassification as A; "
+        f"m = A.from_pretrained({str(tmp_path)!r}, trust_remote_code=True).eval(); "
+        f"x = torch.load({str(tmp_path / 'x.pt')!r}, weights_only=True); "
+        f"e = torch.load({str(tmp_path / 'expected.pt')!r}, weights_only=True); "
+        "assert torch.equal(m(x).logits, e), 'logits differ'"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
