@@ -193,6 +193,9 @@ def _run(settings: BenchSettings) -> BenchReport:
     ranked = sorted(fixed.values())
     best, median, worst = ranked[0], statistics.median(ranked), ranked[-1]
     train_examples = config["max_steps"] * BATCH_SIZE
+    fixed_seconds = statistics.median(
+        run["train_seconds"] for name, runs in results.items() if name.startswith("SGD") for run in runs
+    )
     rows = []
     for name, runs in results.items():
         loss = _mean(runs, "test_loss")
@@ -207,6 +210,7 @@ def _run(settings: BenchSettings) -> BenchReport:
             episodes = _mean(runs, "episodes")
             # one probe forward pass over PROBE_SIZE examples per episode boundary; a forward is ~1/3 of a step
             row["cost (runs)"] = 1.0 + (episodes + 1) * PROBE_SIZE / 3 / train_examples
+            row["time / fixed run"] = _mean(runs, "train_seconds") / fixed_seconds
             row["backtracked episodes"] = f"{_mean(runs, 'backtracked'):.0f} / {episodes:.0f}"
             row["median lr, last quarter"] = statistics.median(run["late_arm"] for run in runs)
             row["beats fixed runs"] = f"{sum(loss < value for value in fixed.values())} / {len(fixed)}"
@@ -219,7 +223,8 @@ def _run(settings: BenchSettings) -> BenchReport:
         f"fixed-LR grid (same arms as the bandit): best {best:.4f}, median {median:.4f}, worst {worst:.4f} test loss; "
         f"Adadelta {_mean(results['Adadelta'], 'test_loss'):.4f}",
         f"cost: the grid search is {grid_cost} runs; each bandit run is one run plus its probe evaluations "
-        "(column 'cost (runs)', counting a forward pass as 1/3 of a training step)",
+        "(column 'cost (runs)', counting a forward pass as 1/3 of a training step); 'time / fixed run' is the "
+        "measured training time over the median fixed-LR run's (same process, not interleaved, noisy on a busy machine)",
         f"data: scikit-learn digits, {train_size} training examples, {PROBE_SIZE} held-out "
         f"probe examples, 360 test examples; MLP 64-{config['hidden']}-{config['hidden']}-10, plain SGD, batch "
         f"{BATCH_SIZE}, {config['max_steps']} steps, episodes of {config['episode_steps']} steps; mean over seeds {list(seeds)}",
