@@ -68,7 +68,7 @@ class CraftMap(RandomFeatureMap):
         n_components: int,
         kernel: PolynomialKernel,
         n_components_up: int | None = None,
-        up: str = "ts",
+        up: str = "auto",
         down: str = "srht",
         h01: bool = True,
         seed: int = 0,
