@@ -13,6 +13,10 @@ parameter; it is never used.)
 >>> out = pipe("with_object.mp4", background_video="empty_scene.mp4", output_video="object_only.mp4")
 >>> out["masks"][0], out["matches"][:5]
 
+Share tuned settings with ``model.save_pretrained(dir)`` (config + a one-number safetensors file + card); a folder
+written by ``pipe.save_pretrained`` additionally records a custom pipeline, which transformers only reloads with
+``trust_remote_code=True`` or ``pipeline_class=VideoBackgroundSubtractionPipeline``.
+
 A Python list passed to a pipeline is a *batch*: pass a list of frames for one video through the ``background_video``
 form above or inside a dict ``{"video": ..., "background_video": ...}``; a list of such dicts is a batch of pairs.
 """
