@@ -56,9 +56,20 @@ def drop_path(x: torch.Tensor, rate: float, training: bool) -> torch.Tensor:
 
 
 class RevBiFPNConvNormAct(nn.Module):
-    def __init__(self, config: RevBiFPNConfig, in_ch: int, out_ch: int, kernel: int = 1, stride: int = 1, **kw):
+    """Conv (no bias) -> BatchNorm -> activation; ``zero_init`` starts the BatchNorm scale at 0."""
+
+    def __init__(
+        self,
+        config: RevBiFPNConfig,
+        in_ch: int,
+        out_ch: int,
+        kernel: int = 1,
+        stride: int = 1,
+        groups: int = 1,
+        act: bool = True,
+        zero_init: bool = False,
+    ):
         super().__init__()
-        groups, act, zero_init = kw.get("groups", 1), kw.get("act", True), kw.get("zero_init", False)
         self.conv = nn.Conv2d(in_ch, out_ch, kernel, stride, (kernel - 1) // 2, groups=groups, bias=False)
         self.norm = nn.BatchNorm2d(out_ch, eps=config.batch_norm_eps, momentum=config.batch_norm_momentum)
         self.norm.zero_init_weight = zero_init  # read by _init_weights

@@ -243,3 +243,12 @@ def test_saved_folder_loads_as_remote_code_in_a_fresh_process(tmp_path):
     )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_zero_init_applies_to_residual_transforms_but_never_to_new_streams():
+    model = RevBiFPNModel(tiny_config(zero_init_last_norm=True))
+    first_silo = model.encoder.ops[3]  # adds stream 1
+    assert torch.count_nonzero(model.encoder.ops[1].streams[0].f.project_conv.norm.weight) == 0
+    assert torch.count_nonzero(first_silo.up(1, 0)[0].project_conv.norm.weight) == 0
+    assert torch.all(first_silo.down(0, 1).project_conv.norm.weight == 1)  # the created stream
+    assert torch.all(model.encoder.ops[1].streams[0].f.depthwise_conv.norm.weight == 1)
