@@ -282,6 +282,7 @@ class BanditLRCallback(TrainerCallback, ExportableState):
             return
         if self.reward == "probe_loss":
             self._finish_episode(self._probe_loss(model), state, model, optimizer, lr_scheduler)
+            control.should_log = True  # log every episode: its metrics join the Trainer's next log entry
         else:
             self._awaiting_train_loss = True  # the Trainer logs this episode's mean loss right after this event
 
@@ -290,13 +291,19 @@ class BanditLRCallback(TrainerCallback, ExportableState):
             self._awaiting_train_loss = False
             self._finish_episode(float(logs["loss"]), state, model, optimizer, lr_scheduler)
         if logs is not None and self._pending_logs:
-            logs.update(self.pop_pending_logs())
+            # Trainer has already recorded this entry and shown it to the integrations listed before this callback
+            # (BanditLRTrainerMixin merges the metrics earlier, for them); complete the recorded entry here
+            episode_logs = self.pop_pending_logs()
+            logs.update(episode_logs)
+            if state.log_history:
+                state.log_history[-1].update(episode_logs)
 
     def on_train_end(self, args, state, control, **kwargs):
         self._snapshot = None
 
     def pop_pending_logs(self) -> dict[str, float]:
-        """Metrics of the episodes finished since the last call (for ``Trainer.log``)."""
+        """Metrics of the last episode finished since the previous call (``bandit_lr/arm``, ``.../reward``,
+        per-arm ``.../count@<lr>`` and ``.../mean@<lr>``, ...), for ``Trainer.log``."""
         logs, self._pending_logs = self._pending_logs, {}
         return logs
 
@@ -347,9 +354,7 @@ class BanditLRCallback(TrainerCallback, ExportableState):
             "backtracked": backtracked,
         }
         self.history.append(record)
-        episode_logs = self._episode_logs(record)
-        self._pending_logs.update(episode_logs)
-        state.log_history.append({**episode_logs, "step": state.global_step})
+        self._pending_logs.update(self._episode_logs(record))
         # the next episode starts from the restored weights (whose loss is start_loss) or from the new ones
         next_start = start_loss if backtracked else (end_loss if math.isfinite(end_loss) else None)
         self._start_episode(next_start, model, optimizer, lr_scheduler)

@@ -11,6 +11,7 @@ from torch import nn
 from transformers import Trainer, TrainerCallback, TrainingArguments, get_scheduler
 
 from hf_eff.callbacks.bandit_lr import BanditLRCallback
+from hf_eff.callbacks.bandit_trainer import BanditLRTrainer
 from hf_eff.testing import run_distributed
 
 
@@ -39,7 +40,9 @@ def make_examples(n: int, seed: int) -> list[dict[str, torch.Tensor]]:
 TRAIN, PROBE = make_examples(512, seed=0), make_examples(64, seed=1)
 
 
-def make_trainer(tmp_path: Path, callback: BanditLRCallback, *extra_callbacks, model=None, **overrides) -> Trainer:
+def make_trainer(
+    tmp_path: Path, callback, *extra_callbacks, model=None, trainer_class=Trainer, **overrides
+) -> Trainer:
     settings = {
         "output_dir": str(tmp_path),
         "max_steps": 30,
@@ -57,7 +60,7 @@ def make_trainer(tmp_path: Path, callback: BanditLRCallback, *extra_callbacks, m
     }
     settings.update(overrides)
     torch.manual_seed(0)
-    return Trainer(
+    return trainer_class(
         model=model if model is not None else TinyClassifier(),
         args=TrainingArguments(**settings),
         train_dataset=TRAIN,
@@ -103,6 +106,31 @@ def test_absolute_mode_the_optimizer_uses_the_chosen_arm_every_step(tmp_path):
     episode_logs = [entry for entry in trainer.state.log_history if "bandit_lr/arm_value" in entry]
     assert [entry["bandit_lr/arm_value"] for entry in episode_logs] == bandit.arm_trace
     assert all(f"bandit_lr/count@{arm:g}" in episode_logs[-1] for arm in arms)
+
+
+class RecordLogs(TrainerCallback):
+    """Stands in for a report_to integration, which Trainer always calls before user callbacks."""
+
+    def __init__(self):
+        self.logs = []
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        self.logs.append(dict(logs))
+
+
+@pytest.mark.parametrize("trainer_class", [Trainer, BanditLRTrainer])
+def test_every_episode_is_logged_and_integrations_see_it_with_the_mixin(tmp_path, trainer_class):
+    bandit = BanditLRCallback([0.01, 0.1, 0.5], episode_steps=4, probe_dataset=PROBE, seed=1)
+    integration = RecordLogs()
+    trainer = make_trainer(
+        tmp_path, integration, bandit, trainer_class=trainer_class, logging_steps=100, max_steps=20
+    )  # the integration-like callback comes first, as integrations do
+    trainer.train()
+    entries = [entry for entry in trainer.state.log_history if "bandit_lr/arm_value" in entry]
+    assert [entry["bandit_lr/arm_value"] for entry in entries] == bandit.arm_trace  # one entry per episode
+    assert [entry["step"] for entry in entries] == [4, 8, 12, 16, 20]
+    seen = [entry for entry in integration.logs if "bandit_lr/arm_value" in entry]
+    assert len(seen) == (5 if trainer_class is BanditLRTrainer else 0)
 
 
 def test_multiplier_mode_keeps_the_schedule_shape(tmp_path):
