@@ -53,7 +53,7 @@ class CraftMap(RandomFeatureMap):
         kernel: the polynomial kernel to approximate.
         n_components_up: the intermediate dimension D (> E); default 4E.
         up: "ts" (TensorSketch), "rm" (Random Maclaurin) or "auto": TS for homogeneous kernels; for inhomogeneous
-            ones RM with h01 when E leaves room for the exact terms (E >= 2 (d + 1)), else TS.
+            ones RM with h01 when h01 is on and E leaves room for the exact terms (E >= 2 (d + 1)), else TS.
         down: "srht" (subsampled randomized Hadamard, O(D log D)) or "gaussian" (dense, O(D E)).
         h01: with up="rm" and an inhomogeneous kernel, emit the degree-0/1 terms exactly as 1 + d of the E
             outputs (Kar & Karnick's H0/1 heuristic) and compress only the sampled degree >= 2 features: the
@@ -84,9 +84,9 @@ class CraftMap(RandomFeatureMap):
             )
         if down not in DOWN_PROJECTIONS:
             raise ValueError(f"down must be one of {DOWN_PROJECTIONS}, got {down!r}")
-        if up == "auto":
+        if up == "auto":  # RM only pays off through its exact h01 terms, so it needs h01 and room for them
             roomy = n_components >= 2 * (n_features_in + 1)
-            up, h01 = ("rm", True) if (not kernel.homogeneous and roomy) else ("ts", h01)
+            up = "rm" if (h01 and roomy and not kernel.homogeneous) else "ts"
         self.kernel = kernel
         self.n_components_up = n_components_up
         self.up_kind, self.down_kind = up, down

@@ -42,7 +42,7 @@ class CraftMapsSampler(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         Intermediate dimension D > E; None means 4 * n_components.
     up : {"auto", "ts", "rm"}, default="auto"
         Up-projection: TensorSketch, Random Maclaurin, or "auto" (TS for homogeneous kernels; RM with exact
-        degree-0/1 terms for inhomogeneous kernels when n_components >= 2 (n_features + 1), else TS).
+        degree-0/1 terms for inhomogeneous kernels when h01 is on and n_components >= 2 (n_features + 1), else TS).
     down : {"srht", "gaussian"}, default="srht"
         Down-projection.
     h01 : bool, default=True

@@ -146,6 +146,8 @@ def test_exact_low_degree_terms_help_inhomogeneous_kernels(digits):
     auto = _median_error(lambda s: CraftMap(64, 256, kernel, up="auto", seed=s), digits, kernel)
     ts = _median_error(lambda s: CraftMap(64, 256, kernel, up="ts", seed=s), digits, kernel)
     assert CraftMap(64, 256, kernel, up="auto").up_kind == "rm"
+    assert CraftMap(64, 256, kernel, up="auto", h01=False).up_kind == "ts"  # h01=False is respected
+    assert CraftMap(64, 100, kernel, up="auto").up_kind == "ts"  # no room for 65 exact features
     assert auto < ts
 
 
