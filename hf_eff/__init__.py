@@ -32,6 +32,7 @@ _PUBLIC_NAMES: dict[str, str] = {
     "BackgroundSubtractor": "hf_eff.video",
     "make_handheld_pair": "hf_eff.video",
     "BanditLRCallback": "hf_eff.callbacks.bandit_lr",
+    "BanditLRTrainer": "hf_eff.callbacks.bandit_trainer",
 }
 
 __all__ = sorted(_PUBLIC_NAMES)
