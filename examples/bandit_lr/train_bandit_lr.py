@@ -18,9 +18,9 @@ import json
 import numpy as np
 import torch
 from torch import nn
-from transformers import Trainer, TrainingArguments
+from transformers import TrainingArguments
 
-from hf_eff import BanditLRCallback, load_image_dataset
+from hf_eff import BanditLRCallback, BanditLRTrainer, load_image_dataset
 
 
 class DigitsMLP(nn.Module):
@@ -69,6 +69,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--output_dir", default="hf_eff_bandit_lr")
     parser.add_argument("--resume_from_checkpoint", default=None)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--report_to", default="none", help="e.g. tensorboard or wandb: sees the bandit_lr/* metrics")
     return parser.parse_args()
 
 
@@ -99,7 +100,7 @@ def main() -> None:
         logging_steps=args.episode_steps,
         save_steps=args.save_steps,
         restore_callback_states_from_checkpoint=True,  # resume with the saved bandit
-        report_to="none",
+        report_to=args.report_to,
         seed=args.seed,
         use_cpu=not torch.cuda.is_available(),
     )
@@ -107,7 +108,8 @@ def main() -> None:
     def accuracy(prediction) -> dict[str, float]:
         return {"accuracy": float((np.argmax(prediction.predictions, -1) == prediction.label_ids).mean())}
 
-    trainer = Trainer(
+    # BanditLRTrainer = Trainer + the bandit's episode metrics in every report_to integration (plain Trainer works too)
+    trainer = BanditLRTrainer(
         model=DigitsMLP(),
         args=training_args,
         train_dataset=train,
