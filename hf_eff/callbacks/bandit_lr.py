@@ -14,7 +14,19 @@ Which parts are the paper's and which are hf_eff's choices (the paper's exact se
   noisier, biased against large rates) [hf_eff choice];
 - reward ``r = (L_start - L_end) / |L_start|``, clipped to ``[-reward_bound, reward_bound]`` so that one diverging
   episode cannot dominate an arm's statistics forever; a non-finite loss earns ``-reward_bound`` [hf_eff choice];
-- backtracking restores the episode start when ``L_end > L_start`` [hf_eff reading of the paper's rule].
+- rewards are divided by a running mean of their sizes, because progress per episode shrinks by orders of
+  magnitude over training while the bandit compares arms played at different times [hf_eff choice];
+- backtracking restores the episode start when ``L_end > L_start`` [hf_eff reading of the paper's rule], and an
+  undone episode earns reward 0, the progress it really made [hf_eff choice].
+
+Known limitation (measured, see ``hf-eff bench bandit_lr``): per-episode rewards are myopic. A smaller rate lowers
+the loss at once by damping SGD noise, a larger one pays off later, so the bandit drifts toward smaller rates than
+the best fixed rate (short-horizon bias). Backtracking snapshots double parameter and optimizer-state memory.
+
+Every episode is logged (``bandit_lr/arm``, ``bandit_lr/reward``, per-arm ``bandit_lr/count@<lr>``, ...) into the
+Trainer's log entries; ``learning_rate`` reports the rate really used. Integrations such as TensorBoard receive the
+``bandit_lr/*`` metrics only with :class:`hf_eff.callbacks.bandit_trainer.BanditLRTrainer` (they see a log entry
+before any user callback can add to it).
 
 Distributed runs make identical decisions on every rank: the probe set is sharded over ranks and the losses are
 all-reduced, the training loss is already gathered by the Trainer, and the policy's generator is seeded the same
