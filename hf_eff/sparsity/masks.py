@@ -115,6 +115,8 @@ class StaticMaskManager:
         self.config = config
         self.params = params
         self.masks = {name: masks[name].to(param.device) for name, param in params.items()}
+        # the complement, kept so that the per-step masking allocates nothing
+        self._dropped = {name: ~mask for name, mask in self.masks.items()}
         self._grad_hooks: list = []
         self._optimizer_hooks: dict[int, list] = {}
 
@@ -136,14 +138,15 @@ class StaticMaskManager:
     def apply_to_weights(self) -> None:
         """Set every masked weight to exactly 0 (idempotent)."""
         for name, param in self.params.items():
-            param.masked_fill_(~self.masks[name], 0.0)
+            param.masked_fill_(self._dropped[name], 0.0)
 
     def attach_gradient_hooks(self) -> None:
         if self._grad_hooks:
             return
         for name, param in self.params.items():
-            mask = self.masks[name]
-            self._grad_hooks.append(param.register_hook(lambda grad, mask=mask: torch.where(mask, grad, 0.0)))
+            dropped = self._dropped[name]
+            # masked_fill (unlike grad * mask) also clears NaN/Inf in dead positions
+            self._grad_hooks.append(param.register_hook(lambda grad, dropped=dropped: grad.masked_fill(dropped, 0.0)))
 
     def attach_optimizer(self, optimizer: torch.optim.Optimizer) -> None:
         """Mask this optimizer's state before each step and the weights after it. Safe to call repeatedly."""
@@ -162,11 +165,9 @@ class StaticMaskManager:
             state = optimizer.state.get(param)
             if not state:
                 continue
-            dropped = None
             for value in state.values():
                 if isinstance(value, torch.Tensor) and value.shape == param.shape:
-                    dropped = ~self.masks[name] if dropped is None else dropped
-                    value.masked_fill_(dropped, 0.0)
+                    value.masked_fill_(self._dropped[name], 0.0)
 
     def remove(self) -> None:
         """Detach every gradient and optimizer hook; the weights keep their current values (zeros included)."""
@@ -218,4 +219,5 @@ class StaticMaskManager:
                     f"the parameter has {tuple(self.masks[name].shape)}"
                 )
             self.masks[name].copy_(mask.to(torch.bool))
+            torch.logical_not(self.masks[name], out=self._dropped[name])
         self.apply_to_weights()
