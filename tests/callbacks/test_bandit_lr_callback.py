@@ -358,3 +358,44 @@ def test_multiplier_mode_needs_a_lambda_schedule(tmp_path):
     trainer.optimizer, trainer.lr_scheduler = optimizer, scheduler
     with pytest.raises(TypeError, match="mode='multiplier' scales the base rates of a LambdaLR"):
         trainer.train()
+
+
+def test_a_rebuilt_callback_without_its_probe_set_fails_clearly(tmp_path):
+    state = BanditLRCallback([0.1, 0.01], probe_dataset=PROBE).state()
+    rebuilt = BanditLRCallback(**state["args"])  # what Trainer builds on resume, minus the live instance
+    with pytest.raises(ValueError, match="needs a probe_dataset"):
+        make_trainer(tmp_path, rebuilt, max_steps=2).train()
+
+
+def test_probe_columns_the_model_does_not_take_are_dropped():
+    from datasets import Dataset
+
+    probe = Dataset.from_dict(
+        {
+            "features": [example["features"].tolist() for example in PROBE],
+            "labels": [int(example["labels"]) for example in PROBE],
+            "note": ["unused text"] * len(PROBE),
+        }
+    )
+    model = TinyClassifier()
+    from_dataset = BanditLRCallback([0.1], probe_dataset=probe)._probe_loss(model)
+    from_examples = BanditLRCallback([0.1], probe_dataset=PROBE)._probe_loss(model)
+    assert from_dataset == pytest.approx(from_examples, rel=1e-6)
+
+
+def test_a_user_policy_instance_drives_the_run(tmp_path):
+    from hf_eff.callbacks.bandits import BanditPolicy
+
+    class Alternate(BanditPolicy):
+        name = "alternate_test"  # deliberately not registered
+
+        def select(self):
+            return self.rounds % self.num_arms
+
+        def update(self, arm, reward):
+            self._check_update(arm, reward)
+
+    bandit = BanditLRCallback([0.01, 0.1], episode_steps=2, probe_dataset=PROBE, bandit=Alternate(2))
+    make_trainer(tmp_path, bandit, max_steps=8).train()
+    assert bandit.arm_trace == [0.01, 0.1, 0.01, 0.1]
+    assert bandit.state()["args"]["bandit"] is None  # not registered: carried over from the live instance on resume
