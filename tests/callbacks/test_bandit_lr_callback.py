@@ -295,7 +295,7 @@ def _distributed_worker(tmp_dir: str):
     import torch.distributed as dist
 
     bandit = BanditLRCallback(
-        [0.01, 0.05, 0.2, 0.8], episode_steps=3, probe_dataset=PROBE, probe_batch_size=16, seed=2
+        [0.01, 0.05, 0.2, 50.0], episode_steps=3, probe_dataset=PROBE, probe_batch_size=16, backtrack=True, seed=2
     )
     recorder = RecordLearningRates(bandit)
     trainer = make_trainer(Path(tmp_dir), bandit, recorder, max_steps=24, per_device_train_batch_size=8)
@@ -306,18 +306,22 @@ def _distributed_worker(tmp_dir: str):
         "arms": bandit.arm_trace,
         "rewards": [record["reward"] for record in bandit.history],
         "lrs": [lrs for _, lrs, _ in recorder.steps],
+        "backtracked": [record["backtracked"] for record in bandit.history],
+        "weights": [tensor.clone() for tensor in trainer.model.state_dict().values()],
         "probe_batches_here": len(bandit._probe_batches[dist.get_rank() :: dist.get_world_size()]),
     }
 
 
 @pytest.mark.multiprocess
-def test_two_processes_choose_identical_arms(tmp_path):
+def test_two_processes_choose_identical_arms_and_backtrack_together(tmp_path):
     rank0, rank1 = run_distributed(_distributed_worker, str(tmp_path), world_size=2)
     assert (rank0["rank"], rank1["rank"], rank0["world_size"]) == (0, 1, 2)
     assert rank0["probe_batches_here"] == rank1["probe_batches_here"] == 2  # the probe set is split over ranks
     assert rank0["arms"] == rank1["arms"] and len(set(rank0["arms"])) > 1
     assert rank0["rewards"] == rank1["rewards"]  # all-reduced, bit for bit
     assert rank0["lrs"] == rank1["lrs"]
+    assert rank0["backtracked"] == rank1["backtracked"] and any(rank0["backtracked"])  # the 50.0 arm is undone
+    assert all(torch.equal(a, b) for a, b in zip(rank0["weights"], rank1["weights"]))  # replicas stay identical
 
 
 @pytest.mark.parametrize(
