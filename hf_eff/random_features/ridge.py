@@ -28,9 +28,8 @@ def default_code_size(num_classes: int) -> int:
 def make_code_matrix(num_classes: int, code: str = "ovr", code_size: int | None = None, seed: int = 0) -> torch.Tensor:
     """A (K, L) matrix of +-1 codewords, one row per class.
 
-    ``"ovr"``: +1 on the diagonal, -1 elsewhere (L = K). ``"random"``: i.i.d. signs, best of 32 draws by the
-    smallest Hamming distance between two codewords, ignoring draws with a constant column (a column that
-    separates nothing) or two equal codewords.
+    ``"ovr"``: +1 on the diagonal, -1 elsewhere (L = K). ``"random"``: i.i.d. signs, constant columns (which
+    separate nothing) redrawn, best of 32 draws by the smallest Hamming distance between two codewords.
     """
     check_positive_int(num_classes, "num_classes")
     if num_classes < 2:
@@ -46,8 +45,11 @@ def make_code_matrix(num_classes: int, code: str = "ovr", code_size: int | None 
     best, best_distance = None, -1
     for _ in range(32):
         candidate = torch.randint(0, 2, (num_classes, length), generator=generator, device="cpu").double() * 2 - 1
-        if (candidate.abs().sum(0) == candidate.sum(0).abs()).any():  # a constant column
-            continue
+        constant = candidate.sum(0).abs() == num_classes
+        while constant.any():  # redraw columns that separate nothing
+            fresh = torch.randint(0, 2, (num_classes, int(constant.sum())), generator=generator, device="cpu")
+            candidate[:, constant] = fresh.double() * 2 - 1
+            constant = candidate.sum(0).abs() == num_classes
         distance = int(((length - candidate @ candidate.T) / 2).fill_diagonal_(length + 1).min())
         if distance > best_distance:
             best, best_distance = candidate, distance

@@ -95,6 +95,8 @@ def test_code_matrices():
     assert hamming.fill_diagonal_(99).min() >= 5  # codewords far apart
     assert (random.sum(0).abs() < random.shape[0]).all()  # no constant column
     torch.testing.assert_close(make_code_matrix(10, "random", seed=3), random)
+    binary = make_code_matrix(2, "random", seed=0)  # two classes: every column must still separate them
+    assert binary.shape == (2, 10) and (binary[0] != binary[1]).all()
 
 
 def test_iter_batches_reads_a_datasets_dataset():
