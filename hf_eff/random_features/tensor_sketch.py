@@ -43,7 +43,8 @@ class TensorSketch(RandomFeatureMap):
 
     def _dense_dft(self, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
         """(d, degree * (D/2 + 1) * 2) real matrix: x @ it, viewed as complex, is rfft(C_j x) for every j."""
-        key = (dtype, device, self.index_hash.data_ptr())
+        # in-place writes to the hashes (load_state_dict, from_pretrained) bump their version: rebuild then
+        key = (dtype, device, self.index_hash.data_ptr(), self.index_hash._version, self.sign_hash._version)
         if key not in self._dft_cache:
             p, width, bins = self.kernel.degree, self.n_components, self.n_components // 2 + 1
             buckets = (self.index_hash.view(p, -1) % width).cpu().to(torch.float64)  # (p, d)

@@ -161,6 +161,21 @@ def test_tensor_sketch_matrix_product_route_equals_the_fft_route(coef0, monkeypa
     torch.testing.assert_close(dense, sketch(x), rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.parametrize("coef0", [0.0, 1.5])
+def test_tensor_sketch_equals_scikit_learn_given_the_same_hashes(coef0):
+    """Our TensorSketch is scikit-learn's PolynomialCountSketch algorithm: copy its hashes, get its features."""
+    from sklearn.kernel_approximation import PolynomialCountSketch
+
+    x = np.random.default_rng(0).random((7, 9))
+    reference = PolynomialCountSketch(degree=3, gamma=0.5, coef0=coef0, n_components=32, random_state=0).fit(x)
+    ours = TensorSketch(9, 32, PolynomialKernel(3, 0.5, coef0))
+    ours(torch.from_numpy(x))  # builds the cached DFT matrix, which the in-place copies below must invalidate
+    offsets = torch.arange(3).unsqueeze(1) * 32
+    ours.index_hash.copy_((torch.from_numpy(reference.indexHash_) + offsets).flatten())
+    ours.sign_hash.copy_(torch.from_numpy(reference.bitHash_).flatten().to(torch.int8))
+    np.testing.assert_allclose(ours(torch.from_numpy(x)).numpy(), reference.transform(x), rtol=1e-9, atol=1e-12)
+
+
 def test_tensor_sketch_cache_follows_dtype_changes_and_is_not_pickled():
     import pickle
 
