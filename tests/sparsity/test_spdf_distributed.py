@@ -4,7 +4,7 @@ import torch
 
 def _train_on_rank(output_dir: str, seed_per_rank: bool):
     import torch.distributed as dist
-    from conftest import random_lm_dataset, tiny_gpt2
+    from spdf_testing import random_lm_dataset, tiny_gpt2
     from transformers import TrainingArguments
 
     from hf_eff import SparsePretrainer, SparsityConfig

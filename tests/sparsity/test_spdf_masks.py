@@ -2,7 +2,7 @@ import math
 
 import pytest
 import torch
-from conftest import VOCAB, tiny_gpt2
+from spdf_testing import VOCAB, tiny_gpt2
 
 from hf_eff.sparsity import SparsityConfig, StaticMaskManager
 from hf_eff.sparsity.masks import draw_masks, kept_count, layer_densities

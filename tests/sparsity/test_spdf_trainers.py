@@ -2,8 +2,8 @@ import os
 
 import pytest
 import torch
-from conftest import tiny_gpt2
 from safetensors.torch import load_file
+from spdf_testing import tiny_gpt2
 from transformers import AutoModelForCausalLM, TrainingArguments
 
 from hf_eff import DenseFinetuneTrainer, SparsePretrainer, SparsityConfig
