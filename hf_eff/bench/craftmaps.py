@@ -298,7 +298,7 @@ def run(settings: BenchSettings) -> BenchReport:
             baseline=f"{BASELINE} at the same output dimension",
             value=1 / geometric_mean,
             unit="x",
-            note=f"transform throughput {speed:.2f}x scikit-learn's (float64 input), {speed32:.2f}x with float32 input",
+            note=f"transform throughput {speed:.2f}x scikit-learn's (float64, one thread each), {speed32:.2f}x in float32",
         ),
         notes=notes,
         meta={
