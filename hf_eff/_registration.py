@@ -6,8 +6,10 @@ therefore runs at the first moment it can matter:
 - at ``import hf_eff``, if transformers' Auto classes are already imported;
 - otherwise as soon as user code has imported ``transformers.models.auto.configuration_auto`` (which every Auto
   class, ``pipeline()`` and ``Trainer`` import) *and* transformers has finished whatever import was in progress.
-  A ``sys.meta_path`` finder wraps the loaders of ``transformers`` modules and counts the imports in flight; when
-  the count drops to zero, the registration modules are imported and the finder removes itself.
+  A ``sys.meta_path`` finder wraps the loaders of ``transformers`` and ``hf_eff`` modules and counts the imports in
+  flight; when the count drops to zero, the registration modules are imported and the finder removes itself.
+  Counting our own modules too means registration never starts inside a half-imported hf_eff module (say
+  ``from hf_eff import RevBiFPNModel`` as the first thing that pulls in transformers).
 
 Either way, after ``import hf_eff`` the Auto classes and ``pipeline()`` know every hf_eff model and task before
 user code can reach them.
@@ -46,10 +48,10 @@ def register_all() -> None:
 
 
 class _RegisterAfterImport(importlib.abc.MetaPathFinder):
-    """Hands out wrapped loaders for ``transformers`` modules (see the module docstring)."""
+    """Hands out wrapped loaders for ``transformers`` and ``hf_eff`` modules (see the module docstring)."""
 
     def find_spec(self, fullname, path=None, target=None):
-        if _done or not (fullname == "transformers" or fullname.startswith("transformers.")):
+        if _done or not (fullname == "transformers" or fullname.startswith(("transformers.", "hf_eff."))):
             return None
         for finder in sys.meta_path:
             if finder is self or not hasattr(finder, "find_spec"):

@@ -107,3 +107,17 @@ def test_every_registration_module_imports():
 
     for module in _registration.REGISTRATION_MODULES:
         importlib.import_module(module)
+
+
+def test_importing_a_model_class_first_still_registers_everything():
+    # the first transformers import happens inside a half-imported hf_eff module: registration must wait for it
+    out = run_python(
+        """
+        import hf_eff
+        from hf_eff import RevBiFPNModel
+        from transformers import AutoConfig
+        from transformers.pipelines import PIPELINE_REGISTRY
+        print(AutoConfig.for_model("hf_eff_craftmaps").model_type, "craftmaps-classification" in PIPELINE_REGISTRY.get_supported_tasks())
+        """
+    )
+    assert out.splitlines()[-1] == "hf_eff_craftmaps True"
