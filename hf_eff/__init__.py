@@ -13,26 +13,35 @@ __version__ = "0.1.0"
 
 # public name -> module that defines it; a method adds its names here when it lands
 _PUBLIC_NAMES: dict[str, str] = {
+    # offline data
+    "load_image_dataset": "hf_eff.data",
     "load_text_corpus": "hf_eff.data",
     "load_text_task": "hf_eff.data",
-    "load_image_dataset": "hf_eff.data",
-    "SparsityConfig": "hf_eff.sparsity.config", "SparsePretrainer": "hf_eff.sparsity.trainers", "DenseFinetuneTrainer": "hf_eff.sparsity.trainers", "training_flops": "hf_eff.sparsity.flops",
-    "CraftMapsConfig": "hf_eff.models.craftmaps",
-    "CraftMapsForClassification": "hf_eff.models.craftmaps",
-    "CraftMapsSampler": "hf_eff.random_features.sklearn",
-    "CraftMapsClassificationPipeline": "hf_eff.pipelines.craftmaps_classification",
+    # SPDF
+    "SparsityConfig": "hf_eff.sparsity.config",
+    "SparsePretrainer": "hf_eff.sparsity.trainers",
+    "DenseFinetuneTrainer": "hf_eff.sparsity.trainers",
+    "training_flops": "hf_eff.sparsity.flops",
+    # RevBiFPN
     "RevBiFPNConfig": "hf_eff.models.revbifpn",
     "RevBiFPNModel": "hf_eff.models.revbifpn",
     "RevBiFPNForImageClassification": "hf_eff.models.revbifpn",
     "RevBiFPNBackbone": "hf_eff.models.revbifpn",
     "RevBiFPNImageProcessor": "hf_eff.models.revbifpn",
+    # hot swapping (bandit learning rates)
+    "BanditLRCallback": "hf_eff.callbacks.bandit_lr",
+    "BanditLRTrainer": "hf_eff.callbacks.bandit_trainer",
+    # CRAFTMaps
+    "CraftMapsConfig": "hf_eff.models.craftmaps",
+    "CraftMapsForClassification": "hf_eff.models.craftmaps",
+    "CraftMapsSampler": "hf_eff.random_features.sklearn",
+    "CraftMapsClassificationPipeline": "hf_eff.pipelines.craftmaps_classification",
+    # background subtraction from two handheld videos
     "VideoBackgroundSubtractionPipeline": "hf_eff.pipelines.video_background_subtraction",
     "VideoBackgroundSubtractionConfig": "hf_eff.pipelines.video_background_subtraction",
     "VideoBackgroundSubtractionModel": "hf_eff.pipelines.video_background_subtraction",
     "BackgroundSubtractor": "hf_eff.video",
     "make_handheld_pair": "hf_eff.video",
-    "BanditLRCallback": "hf_eff.callbacks.bandit_lr",
-    "BanditLRTrainer": "hf_eff.callbacks.bandit_trainer",
 }
 
 __all__ = sorted(_PUBLIC_NAMES)
