@@ -94,6 +94,8 @@ def main(argv=None) -> None:
 
     training_args = TrainingArguments(
         output_dir=args.output_dir,
+        # on a CPU-only machine use_cpu=True is what joins `accelerate launch` / torchrun processes into one DDP group
+        use_cpu=not torch.cuda.is_available(),
         num_train_epochs=args.num_train_epochs,
         max_steps=args.max_steps,
         per_device_train_batch_size=args.per_device_train_batch_size,
