@@ -102,11 +102,18 @@ def test_registration_is_immediate_when_transformers_is_already_loaded(tmp_path)
     assert out.splitlines() == ["True", "FakeConfig"]
 
 
-def test_every_registration_module_imports():
+def test_every_registration_module_registers_its_config_with_auto_config():
     import importlib
+
+    from transformers import AutoConfig
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
     for module in _registration.REGISTRATION_MODULES:
         importlib.import_module(module)
+    ours = [key for key in CONFIG_MAPPING._extra_content if key.startswith("hf_eff_")]
+    assert {"hf_eff_revbifpn", "hf_eff_craftmaps", "hf_eff_video_bgsub"} <= set(ours)
+    for model_type in ours:
+        assert AutoConfig.for_model(model_type).model_type == model_type
 
 
 def test_importing_a_model_class_first_still_registers_everything():
