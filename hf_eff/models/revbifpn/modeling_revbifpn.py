@@ -21,6 +21,7 @@ from transformers.modeling_outputs import BackboneOutput, ImageClassifierOutputW
 from transformers.utils import ModelOutput
 
 from hf_eff.modelcard import ModelCardMixin
+from hf_eff.models.reversible_mixin import ReversibleModelMixin
 from hf_eff.reversible import ParallelStreams, ReversibleSequence, RevNetBlock, RevSilo, SpaceToDepth
 
 from .configuration_revbifpn import RevBiFPNConfig
@@ -226,7 +227,7 @@ class _Tail(nn.Module):
         return streams if self.head is None else self.head(*streams)
 
 
-class RevBiFPNPreTrainedModel(ModelCardMixin, PreTrainedModel):
+class RevBiFPNPreTrainedModel(ReversibleModelMixin, ModelCardMixin, PreTrainedModel):
     config: RevBiFPNConfig
     config_class = RevBiFPNConfig
     base_model_prefix = "revbifpn"
@@ -255,13 +256,6 @@ class RevBiFPNPreTrainedModel(ModelCardMixin, PreTrainedModel):
             init.uniform_(module.weight, -bound, bound)
             if module.bias is not None:
                 init.uniform_(module.bias, -bound, bound)
-
-    def set_reversible(self, reversible: bool) -> None:
-        """Switch between reversible training (True) and storing activations (False); weights are unchanged."""
-        self.config.reversible = bool(reversible)
-        for module in self.modules():
-            if isinstance(module, ReversibleSequence):
-                module.reversible = bool(reversible)
 
     def model_card_data(self) -> dict:
         return {"tags": ["revbifpn", "reversible", "image-classification"], "pipeline_tag": "image-classification"}
