@@ -17,9 +17,9 @@ import zlib
 from collections.abc import Mapping
 
 import torch
-import torch.distributed as dist
 from torch import nn
 
+from hf_eff.distributed import broadcast_
 from hf_eff.sparsity.config import SparsityConfig
 from hf_eff.sparsity.targets import select_targets
 
@@ -79,14 +79,8 @@ def draw_masks(shapes: Mapping[str, torch.Size], config: SparsityConfig) -> dict
 
 def broadcast_masks(masks: dict[str, torch.Tensor]) -> None:
     """Make every rank hold rank 0's masks (in place). A no-op outside a distributed run."""
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-        return
     for name in sorted(masks):  # same order on every rank
-        as_bytes = masks[name].to(torch.uint8)
-        if dist.get_backend() == "nccl":
-            as_bytes = as_bytes.cuda()
-        dist.broadcast(as_bytes, src=0)
-        masks[name].copy_(as_bytes.to(masks[name].device).bool())
+        broadcast_(masks[name], src=0)
 
 
 def _innermost_optimizer(optimizer: torch.optim.Optimizer) -> torch.optim.Optimizer:
