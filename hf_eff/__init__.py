@@ -29,8 +29,8 @@ _PUBLIC_NAMES: dict[str, str] = {
     "RevBiFPNBackbone": "hf_eff.models.revbifpn",
     "RevBiFPNImageProcessor": "hf_eff.models.revbifpn",
     # hot swapping (bandit learning rates)
-    "BanditLRCallback": "hf_eff.callbacks.bandit_lr",
-    "BanditLRTrainer": "hf_eff.callbacks.bandit_trainer",
+    "BanditLRCallback": "hf_eff.callbacks.bandit_lr.callback",
+    "BanditLRTrainer": "hf_eff.callbacks.bandit_lr.trainer",
     # CRAFTMaps
     "CraftMapsConfig": "hf_eff.models.craftmaps",
     "CraftMapsForClassification": "hf_eff.models.craftmaps",

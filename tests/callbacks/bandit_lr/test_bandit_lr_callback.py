@@ -10,8 +10,7 @@ import torch
 from torch import nn
 from transformers import Trainer, TrainerCallback, TrainingArguments, get_scheduler
 
-from hf_eff.callbacks.bandit_lr import BanditLRCallback
-from hf_eff.callbacks.bandit_trainer import BanditLRTrainer
+from hf_eff.callbacks.bandit_lr import BanditLRCallback, BanditLRTrainer
 from hf_eff.testing import run_distributed
 
 
@@ -388,7 +387,7 @@ def test_probe_columns_the_model_does_not_take_are_dropped():
 
 
 def test_a_user_policy_instance_drives_the_run(tmp_path):
-    from hf_eff.callbacks.bandits import BanditPolicy
+    from hf_eff.callbacks.bandit_lr import BanditPolicy
 
     class Alternate(BanditPolicy):
         name = "alternate_test"  # deliberately not registered
