@@ -19,6 +19,7 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
+from hf_eff.callbacks._utils import unwrap_optimizer
 from hf_eff.distributed import broadcast_
 from hf_eff.sparsity.config import SparsityConfig
 from hf_eff.sparsity.targets import select_targets
@@ -83,13 +84,6 @@ def broadcast_masks(masks: dict[str, torch.Tensor]) -> None:
         broadcast_(masks[name], src=0)
 
 
-def _innermost_optimizer(optimizer: torch.optim.Optimizer) -> torch.optim.Optimizer:
-    # accelerate's AcceleratedOptimizer (itself an Optimizer subclass) wraps the torch optimizer in `.optimizer`
-    while isinstance(getattr(optimizer, "optimizer", None), torch.optim.Optimizer):
-        optimizer = optimizer.optimizer
-    return optimizer
-
-
 class StaticMaskManager:
     """Holds one static bool mask per sparse parameter and enforces it through backward and optimizer steps.
 
@@ -144,7 +138,7 @@ class StaticMaskManager:
 
     def attach_optimizer(self, optimizer: torch.optim.Optimizer) -> None:
         """Mask this optimizer's state before each step and the weights after it. Safe to call repeatedly."""
-        optimizer = _innermost_optimizer(optimizer)
+        optimizer = unwrap_optimizer(optimizer)  # hooks go on the torch optimizer behind accelerate's wrapper
         if id(optimizer) in self._optimizer_hooks:
             return
         self._optimizer_hooks[id(optimizer)] = [
