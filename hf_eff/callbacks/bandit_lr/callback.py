@@ -35,6 +35,7 @@ checkpoint (``ExportableState``) and restored with ``TrainingArguments(restore_c
 """
 
 import copy
+import dataclasses
 import logging
 import math
 from collections.abc import Callable, Sequence
@@ -61,6 +62,7 @@ logger = logging.getLogger(__name__)
 __all__ = ["BanditLRCallback"]
 
 SCALE_MOMENTUM = 0.9
+SETTINGS = {field.name for field in dataclasses.fields(BanditLRConfig)} - {"bandit"}
 
 
 class BanditLRCallback(HfEffCallback):
@@ -161,19 +163,8 @@ class BanditLRCallback(HfEffCallback):
         if probe_collator is not None and not callable(probe_collator):
             raise TypeError(f"probe_collator must be callable, got {type(probe_collator).__name__}")
         self.config = config
-        self.arms = config.arms
-        self.episode_steps = config.episode_steps
-        self.mode = config.mode
-        self.reward = config.reward
         self.probe_dataset = probe_dataset
-        self.probe_batch_size = config.probe_batch_size
         self.probe_collator = probe_collator
-        self.backtrack = config.backtrack
-        self.reward_bound = config.reward_bound
-        self.reward_scaling = config.reward_scaling
-        self.rejected_reward = config.rejected_reward
-        self.seed = config.seed
-        self.bandit_kwargs = config.bandit_kwargs
         self.policy = config.make_policy()
 
         # episode progress (saved in checkpoints)
@@ -188,6 +179,12 @@ class BanditLRCallback(HfEffCallback):
         self._probe_batches: list[dict[str, Any]] | None = None
         self._awaiting_train_loss = False
         self._warned_missing_snapshot = False
+
+    def __getattr__(self, name: str) -> Any:
+        # the settings stay readable as attributes (``callback.arms``), as before they moved into ``config``
+        if name in SETTINGS and "config" in self.__dict__:
+            return getattr(self.config, name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     # ------------------------------------------------------------------------------------------------------------
     # checkpointing (ExportableState)
@@ -215,8 +212,8 @@ class BanditLRCallback(HfEffCallback):
         if not isinstance(value, dict) or set(value) != expected:
             raise ValueError(f"BanditLRCallback progress must have the keys {sorted(expected)}, got {value!r:.200}")
         arm = value["current_arm"]
-        if arm is not None and not (isinstance(arm, int) and 0 <= arm < len(self.arms)):
-            raise ValueError(f"saved current_arm {arm!r} does not index the {len(self.arms)} arms")
+        if arm is not None and not (isinstance(arm, int) and 0 <= arm < len(self.config.arms)):
+            raise ValueError(f"saved current_arm {arm!r} does not index the {len(self.config.arms)} arms")
         self.current_arm = arm
         self.steps_in_episode = int(value["steps_in_episode"])
         self.episode_start_loss = value["episode_start_loss"]
@@ -232,7 +229,7 @@ class BanditLRCallback(HfEffCallback):
     @property
     def current_lr(self) -> float | None:
         """The arm being played (a learning rate, or a multiplier in multiplier mode)."""
-        return None if self.current_arm is None else self.arms[self.current_arm]
+        return None if self.current_arm is None else self.config.arms[self.current_arm]
 
     @property
     def arm_trace(self) -> list[float]:
@@ -250,9 +247,9 @@ class BanditLRCallback(HfEffCallback):
         self._awaiting_train_loss = False
         self._snapshot = None
         if self.current_arm is None:  # a fresh run (a resumed one restored its episode progress)
-            start_loss = self._probe_loss(model) if self.reward == "probe_loss" else None
+            start_loss = self._probe_loss(model) if self.config.reward == "probe_loss" else None
             self._start_episode(start_loss, model, optimizer, lr_scheduler)
-        elif self.backtrack and self.steps_in_episode == 0:
+        elif self.config.backtrack and self.steps_in_episode == 0:
             self._snapshot = snapshot_training_state(model, optimizer, lr_scheduler)
         self._apply_lr(optimizer, lr_scheduler)
 
@@ -262,9 +259,9 @@ class BanditLRCallback(HfEffCallback):
 
     def on_step_end(self, args, state, control, model=None, optimizer=None, lr_scheduler=None, **kwargs):
         self.steps_in_episode += 1
-        if self.steps_in_episode < self.episode_steps:
+        if self.steps_in_episode < self.config.episode_steps:
             return
-        if self.reward == "probe_loss":
+        if self.config.reward == "probe_loss":
             self._finish_episode(self._probe_loss(model), state, model, optimizer, lr_scheduler)
             control.should_log = True  # log every episode: its metrics join the Trainer's next log entry
         else:
@@ -286,7 +283,7 @@ class BanditLRCallback(HfEffCallback):
         self.current_arm = int(self.policy.select())
         self.steps_in_episode = 0
         self.episode_start_loss = start_loss
-        if self.backtrack:
+        if self.config.backtrack:
             self._snapshot = snapshot_training_state(model, optimizer, lr_scheduler)
         self._apply_lr(optimizer, lr_scheduler)
 
@@ -294,7 +291,7 @@ class BanditLRCallback(HfEffCallback):
         start_loss, arm = self.episode_start_loss, self.current_arm
         worse = start_loss is not None and not end_loss <= start_loss  # NaN counts as worse
         backtracked = False
-        if self.backtrack and worse:
+        if self.config.backtrack and worse:
             if self._snapshot is not None:
                 restore_training_state(self._snapshot, model, optimizer, lr_scheduler)
                 backtracked = True
@@ -308,7 +305,7 @@ class BanditLRCallback(HfEffCallback):
         self._snapshot = None
         if start_loss is None:
             reward = None
-        elif backtracked and self.rejected_reward == "zero":
+        elif backtracked and self.config.rejected_reward == "zero":
             reward = 0.0  # the episode was undone: the progress it really made is none
         else:
             reward = self._reward(start_loss, end_loss)
@@ -318,7 +315,7 @@ class BanditLRCallback(HfEffCallback):
             "episode": len(self.history),
             "global_step": state.global_step,
             "arm": arm,
-            "arm_value": self.arms[arm],
+            "arm_value": self.config.arms[arm],
             "lr": _first_lr(optimizer),
             "start_loss": start_loss,
             "end_loss": end_loss if math.isfinite(end_loss) else None,
@@ -333,15 +330,15 @@ class BanditLRCallback(HfEffCallback):
 
     def _reward(self, start_loss: float, end_loss: float) -> float:
         if not math.isfinite(end_loss):
-            return -self.reward_bound
+            return -self.config.reward_bound
         if start_loss == 0:
-            return 0.0 if end_loss == 0 else -self.reward_bound
+            return 0.0 if end_loss == 0 else -self.config.reward_bound
         reward = (start_loss - end_loss) / abs(start_loss)
-        if self.reward_scaling == "running":
+        if self.config.reward_scaling == "running":
             scale = self.reward_scale if self.reward_scale else abs(reward) or 1.0
             self.reward_scale = SCALE_MOMENTUM * scale + (1 - SCALE_MOMENTUM) * abs(reward)
             reward = reward / scale
-        return max(-self.reward_bound, min(self.reward_bound, reward))
+        return max(-self.config.reward_bound, min(self.config.reward_bound, reward))
 
     def _episode_logs(self, record: dict[str, Any]) -> dict[str, float]:
         logs = {
@@ -352,8 +349,8 @@ class BanditLRCallback(HfEffCallback):
         if record["reward"] is not None:
             logs["bandit_lr/reward"] = float(record["reward"])
         if record["end_loss"] is not None:
-            logs[f"bandit_lr/{self.reward}"] = float(record["end_loss"])
-        for value, stats in zip(self.arms, self.policy.arm_statistics()):
+            logs[f"bandit_lr/{self.config.reward}"] = float(record["end_loss"])
+        for value, stats in zip(self.config.arms, self.policy.arm_statistics()):
             for name, number in stats.items():
                 if math.isfinite(number):
                     logs[f"bandit_lr/{name}@{value:g}"] = float(number)
@@ -376,10 +373,10 @@ class BanditLRCallback(HfEffCallback):
     def _apply_lr(self, optimizer, lr_scheduler) -> None:
         if optimizer is None or self.current_arm is None:
             return
-        arm = self.arms[self.current_arm]
+        arm = self.config.arms[self.current_arm]
         scheduler = unwrap_scheduler(lr_scheduler)
         for i, group in enumerate(optimizer.param_groups):
-            if self.mode == "absolute":
+            if self.config.mode == "absolute":
                 group["lr"] = arm
                 if scheduler is not None and hasattr(scheduler, "base_lrs"):
                     scheduler.base_lrs[i] = arm  # a constant schedule then reproduces the arm by itself
@@ -397,36 +394,36 @@ class BanditLRCallback(HfEffCallback):
         """Mean loss over the probe set, in eval mode, sharded over ranks and all-reduced."""
         if self._probe_batches is None:
             self._probe_batches = build_probe_batches(
-                self.probe_dataset, model, self.probe_batch_size, self.probe_collator
+                self.probe_dataset, model, self.config.probe_batch_size, self.probe_collator
             )
         return evaluate_probe_loss(model, self._probe_batches).mean
 
     # ------------------------------------------------------------------------------------------------------------
     # checks and plumbing
     def _check_training_setup(self, args: TrainingArguments, state: TrainerState, lr_scheduler) -> None:
-        if self.reward == "probe_loss" and self.probe_dataset is None:
+        if self.config.reward == "probe_loss" and self.probe_dataset is None:
             raise ValueError(
                 "reward='probe_loss' needs a probe_dataset; after resuming with "
                 "restore_callback_states_from_checkpoint=True, give the Trainer the callback (with its probe_dataset) "
                 "exactly as in the original run"
             )
-        if self.reward == "train_loss" and (
-            _enum_value(args.logging_strategy) != "steps" or args.logging_steps != self.episode_steps
+        if self.config.reward == "train_loss" and (
+            _enum_value(args.logging_strategy) != "steps" or args.logging_steps != self.config.episode_steps
         ):
             raise ValueError(
                 "reward='train_loss' reads the mean training loss the Trainer logs, so it needs "
-                f"logging_strategy='steps' and logging_steps == episode_steps ({self.episode_steps}); got "
+                f"logging_strategy='steps' and logging_steps == episode_steps ({self.config.episode_steps}); got "
                 f"logging_strategy={_enum_value(args.logging_strategy)!r}, logging_steps={args.logging_steps}"
             )
-        if self.backtrack and (args.deepspeed or args.fsdp):
+        if self.config.backtrack and (args.deepspeed or args.fsdp):
             raise ValueError("backtrack=True is not supported with DeepSpeed or FSDP (optimizer state is sharded)")
         scheduler = unwrap_scheduler(lr_scheduler)
-        if self.mode == "multiplier" and not isinstance(scheduler, torch.optim.lr_scheduler.LambdaLR):
+        if self.config.mode == "multiplier" and not isinstance(scheduler, torch.optim.lr_scheduler.LambdaLR):
             raise TypeError(
                 "mode='multiplier' scales the base rates of a LambdaLR schedule (every Trainer lr_scheduler_type but "
                 f"reduce_lr_on_plateau and greedy); got {type(scheduler).__name__}. Use mode='absolute' instead"
             )
-        if self.mode == "absolute" and _enum_value(args.lr_scheduler_type) != "constant":
+        if self.config.mode == "absolute" and _enum_value(args.lr_scheduler_type) != "constant":
             logger.warning(
                 "BanditLRCallback(mode='absolute') sets the learning rate itself every step, so lr_scheduler_type=%r "
                 "has no effect; use mode='multiplier' to keep the schedule's shape",
