@@ -3,8 +3,9 @@ a rebuild, and a callback that needs a Trainer mixin says which."""
 
 import pytest
 import torch
+from callback_testing import RecordLogs
 from torch import nn
-from transformers import Trainer, TrainerCallback, TrainingArguments
+from transformers import Trainer, TrainingArguments
 
 from hf_eff.callbacks.base import HfEffCallback, HfEffTrainer, HfEffTrainerMixin, current_trainer
 
@@ -53,16 +54,6 @@ class StepCounter(HfEffCallback):
 
     def state(self):
         return {"args": {}, "attributes": {}}
-
-
-class RecordLogs(TrainerCallback):
-    """Stands in for a report_to integration, which Trainer always calls before user callbacks."""
-
-    def __init__(self):
-        self.logs = []
-
-    def on_log(self, args, state, control, logs=None, **kwargs):
-        self.logs.append(dict(logs))
 
 
 @pytest.mark.parametrize("trainer_class", [Trainer, HfEffTrainer])

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from callback_testing import RecordLogs
 from torch import nn
 from transformers import Trainer, TrainerCallback, TrainingArguments, get_scheduler
 
@@ -105,16 +106,6 @@ def test_absolute_mode_the_optimizer_uses_the_chosen_arm_every_step(tmp_path):
     episode_logs = [entry for entry in trainer.state.log_history if "bandit_lr/arm_value" in entry]
     assert [entry["bandit_lr/arm_value"] for entry in episode_logs] == bandit.arm_trace
     assert all(f"bandit_lr/count@{arm:g}" in episode_logs[-1] for arm in arms)
-
-
-class RecordLogs(TrainerCallback):
-    """Stands in for a report_to integration, which Trainer always calls before user callbacks."""
-
-    def __init__(self):
-        self.logs = []
-
-    def on_log(self, args, state, control, logs=None, **kwargs):
-        self.logs.append(dict(logs))
 
 
 @pytest.mark.parametrize("trainer_class", [Trainer, BanditLRTrainer])
