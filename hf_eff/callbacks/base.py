@@ -99,7 +99,7 @@ class HfEffCallback(TrainerCallback, ExportableState):
                 adopted.append(name)
         return adopted
 
-    def on_init_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, model=None, **kw):
+    def on_init_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, model=None, **kwargs):
         self.register_live_objects(model)
 
     def on_train_begin(
