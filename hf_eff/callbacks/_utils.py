@@ -59,7 +59,7 @@ def snapshot_training_state(model: nn.Module, optimizer: Any = None, lr_schedule
 
 def restore_training_state(
     snapshot: dict[str, Any], model: nn.Module, optimizer: Any = None, lr_scheduler: Any = None
-):
+) -> None:
     """Put back what :func:`snapshot_training_state` copied (in place, so the Trainer keeps its objects)."""
     with torch.no_grad():
         model.load_state_dict(snapshot["model"])
