@@ -34,7 +34,7 @@ _PUBLIC_NAMES: dict[str, str] = {
     # CRAFTMaps
     "CraftMapsConfig": "hf_eff.models.craftmaps",
     "CraftMapsForClassification": "hf_eff.models.craftmaps",
-    "CraftMapsSampler": "hf_eff.random_features.sklearn",
+    "CraftMapsSampler": "hf_eff.random_features.sampler",
     "CraftMapsClassificationPipeline": "hf_eff.pipelines.craftmaps_classification",
     # background subtraction from two handheld videos
     "VideoBackgroundSubtractionPipeline": "hf_eff.pipelines.video_background_subtraction",

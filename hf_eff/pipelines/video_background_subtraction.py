@@ -24,8 +24,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
-from torch import nn
 from transformers import AutoModel, PreTrainedModel
 from transformers.pipelines import PIPELINE_REGISTRY, Pipeline
 
