@@ -142,7 +142,7 @@ class SparsePretrainer(Trainer):
         self.mask_manager.load_state_dict(masks)
 
     def sparse_model_card(self, **card_data: Any):
-        """The model card of this sparse checkpoint (``hf_eff/model_cards/spdf.md``)."""
+        """The model card of this sparse checkpoint (template ``model_cards/spdf.md``)."""
         from hf_eff.modelcard import render_model_card
 
         flops = self.flops_report()
