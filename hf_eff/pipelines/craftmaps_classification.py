@@ -9,8 +9,9 @@ from typing import Any
 
 import numpy as np
 import torch
-from transformers import AutoModel, Pipeline
-from transformers.pipelines import PIPELINE_REGISTRY
+from transformers import Pipeline
+
+from hf_eff.pipelines import register_task
 
 
 TASK = "craftmaps-classification"
@@ -111,13 +112,6 @@ class CraftMapsClassificationPipeline(Pipeline):
         return [{"label": id2label[int(i)], "score": float(v)} for v, i in zip(values, indices)]
 
 
-# no default repository: ``pipeline(TASK)`` reaches the pipeline class with ``model=None``, which says what is needed
-PIPELINE_REGISTRY.register_pipeline(
-    TASK,
-    pipeline_class=CraftMapsClassificationPipeline,
-    pt_model=AutoModel,
-    default={"model": (None, None)},
-    type="multimodal",
-)
+register_task(TASK, CraftMapsClassificationPipeline)
 
 __all__ = ["CraftMapsClassificationPipeline"]

@@ -24,11 +24,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from transformers import AutoModel, PreTrainedModel
-from transformers.pipelines import PIPELINE_REGISTRY, Pipeline
+from transformers import PreTrainedModel
+from transformers.pipelines import Pipeline
 
 from hf_eff.models import video_bgsub
 from hf_eff.models.video_bgsub.configuration_video_bgsub import SETTING_NAMES
+from hf_eff.pipelines import register_task
 from hf_eff.video.io import VideoReader
 from hf_eff.video.subtractor import SubtractionResult
 
@@ -153,15 +154,7 @@ class VideoBackgroundSubtractionPipeline(Pipeline):
         return output
 
 
-# a method without weights works from its task name alone: the "default model" is no repository but ``None``, which
-# transformers passes on to the pipeline class, and the pipeline builds the parameter-free model itself
-PIPELINE_REGISTRY.register_pipeline(
-    TASK,
-    pipeline_class=VideoBackgroundSubtractionPipeline,
-    pt_model=AutoModel,
-    default={"model": (None, None)},
-    type="multimodal",
-)
+register_task(TASK, VideoBackgroundSubtractionPipeline)
 
 
 def __getattr__(name: str) -> Any:
