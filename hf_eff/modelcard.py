@@ -1,7 +1,7 @@
 """Model cards for hf_eff checkpoints.
 
 One Jinja template per model family lives in ``model_cards/<name>.md`` at the repository root, the single source of
-the templates; the wheel ships that folder as ``hf_eff/model_cards`` (``package-dir`` in ``pyproject.toml``), so
+the templates; the wheel ships that folder as ``hf_eff/model_cards`` (``package_dir`` in ``setup.py``), so
 the templates are found next to the installed package, or in a source checkout next to the ``hf_eff`` folder. A
 template starts with the YAML front matter placeholder ``{{ card_data }}`` and may use any variable passed to
 :func:`render_model_card`.
@@ -10,9 +10,10 @@ A new model family adds ``model_cards/<family>.md`` (nothing else: the wheel and
 there; ``tests/core/test_packaging.py`` checks the wheel) and sets ``model_card_template = "<family>"`` on its
 :class:`ModelCardMixin` model; family tags go in :meth:`ModelCardMixin.model_card_data`, values the text needs in
 :meth:`ModelCardMixin.model_card_variables`, and measured numbers in ``model.card_metadata["eval_results"]``
-(``huggingface_hub.EvalResult``: they become ``model-index`` in the YAML and the template's ``results``). Models get their card on ``save_pretrained`` and ``push_to_hub`` through
-:class:`ModelCardMixin`; trainers that produce plain transformers checkpoints (SPDF) call
-:func:`render_model_card` themselves.
+(``huggingface_hub.EvalResult``: they become ``model-index`` in the YAML and the template's ``results``).
+
+Models get their card on ``save_pretrained`` and ``push_to_hub`` through :class:`ModelCardMixin`; trainers that
+produce plain transformers checkpoints (SPDF) call :func:`render_model_card` themselves.
 """
 
 import tempfile
