@@ -16,7 +16,9 @@ import time
 
 import numpy as np
 
-from hf_eff.bench import BenchReport, BenchSettings, Headline, benchmark, compare_timings
+from hf_eff.bench.meters import compare_timings
+from hf_eff.bench.registry import BenchSettings, benchmark
+from hf_eff.bench.report import BenchReport, Headline
 
 
 _QUICK = {

@@ -15,16 +15,10 @@ from collections.abc import Callable, Iterator
 import torch
 from torch.utils.checkpoint import checkpoint
 
-from hf_eff import RevBiFPNConfig, RevBiFPNForImageClassification
-from hf_eff.bench import (
-    BenchReport,
-    BenchSettings,
-    Headline,
-    PeakRSSMeter,
-    SavedTensorsMeter,
-    benchmark,
-    compare_timings,
-)
+from hf_eff.bench.meters import PeakRSSMeter, SavedTensorsMeter, compare_timings
+from hf_eff.bench.registry import BenchSettings, benchmark
+from hf_eff.bench.report import BenchReport, Headline
+from hf_eff.models.revbifpn import RevBiFPNConfig, RevBiFPNForImageClassification
 
 
 MODES = ("storing", "reversible", "checkpoint")

@@ -14,7 +14,9 @@ import time
 
 import torch
 
-from hf_eff.bench import BenchReport, BenchSettings, Headline, benchmark, compare_timings
+from hf_eff.bench.meters import compare_timings
+from hf_eff.bench.registry import BenchSettings, benchmark
+from hf_eff.bench.report import BenchReport, Headline
 
 
 QUICK = {
@@ -45,7 +47,8 @@ def _masking_overhead(config, sparsity: float, seq_len: int, batch_size: int, re
     """Median time of one training step with mask enforcement over the same step without it."""
     from transformers import AutoModelForCausalLM
 
-    from hf_eff.sparsity import SparsityConfig, StaticMaskManager
+    from hf_eff.sparsity.config import SparsityConfig
+    from hf_eff.sparsity.masks import StaticMaskManager
 
     torch.manual_seed(0)
     dense = AutoModelForCausalLM.from_config(config)
@@ -77,7 +80,8 @@ def run(settings: BenchSettings) -> BenchReport:
     from transformers.utils import logging as hf_logging
 
     from hf_eff.data.tokenization import byte_level_tokenizer
-    from hf_eff.sparsity import SparsityConfig, training_flops
+    from hf_eff.sparsity.config import SparsityConfig
+    from hf_eff.sparsity.flops import training_flops
     from hf_eff.sparsity.recipe import (
         TrainSchedule,
         default_lora_config,

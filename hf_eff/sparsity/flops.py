@@ -1,4 +1,4 @@
-"""Analytic training FLOPs of decoder-only transformers, dense and with SPDF's static sparsity (spec §2.8).
+"""Analytic training FLOPs of decoder-only transformers, dense and with SPDF's static sparsity.
 
 Per token and forward pass, at 2 FLOPs per multiply-accumulate:
 
