@@ -46,11 +46,10 @@ def test_help_lists_every_discovered_command(launcher):
         assert command in result.stdout
 
 
-def test_version(capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        main(["--version"])
-    assert exit_info.value.code == 0
-    assert __version__ in capsys.readouterr().out
+@pytest.mark.parametrize("launcher", LAUNCHERS)
+def test_version(launcher):
+    result = run_cli("--version", launcher=launcher)
+    assert result.returncode == 0 and result.stdout.strip() == f"hf-eff {__version__}"
 
 
 @pytest.mark.parametrize("launcher", LAUNCHERS)
