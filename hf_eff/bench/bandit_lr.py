@@ -43,7 +43,7 @@ def _train(splits, config: dict, seed: int, learning_rate: float = 1.0, **option
         seed=seed,
         model_factory=lambda: DigitsMLP(config["hidden"]),
         eval_dataset=splits["test"],
-        training_args={"per_device_train_batch_size": BATCH_SIZE, "learning_rate": learning_rate},
+        training_args={"per_device_train_batch_size": BATCH_SIZE, "learning_rate": learning_rate, "use_cpu": True},
         **options,
     )
     return {
