@@ -17,7 +17,7 @@ import json
 
 from hf_eff.bench.training import DigitsMLP, load_digits_splits, train_once
 from hf_eff.callbacks.bandit_lr import BanditLRCallback
-from hf_eff.callbacks.bandit_trainer import BanditLRTrainer
+from hf_eff.callbacks.bandit_lr import BanditLRTrainer
 
 
 def parse_args() -> argparse.Namespace:
