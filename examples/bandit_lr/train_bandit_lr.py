@@ -16,8 +16,7 @@ import argparse
 import json
 
 from hf_eff.bench.training import DigitsMLP, load_digits_splits, train_once
-from hf_eff.callbacks.bandit_lr import BanditLRCallback
-from hf_eff.callbacks.bandit_lr import BanditLRTrainer
+from hf_eff.callbacks.bandit_lr import BanditLRCallback, BanditLRTrainer
 
 
 def parse_args() -> argparse.Namespace:
