@@ -16,7 +16,23 @@ AutoModelForImageClassification.register(HDCNNConfig, HDCNNForImageClassificatio
 HDCNNConfig.register_for_auto_class()
 HDCNNForImageClassification.register_for_auto_class("AutoModelForImageClassification")
 
+_RECIPE_NAMES = ("BranchPretrainer", "HDCNNRecipeResult", "freeze_for_branch_pretraining", "train_hdcnn")
+
+
+def __getattr__(name: str):
+    """The recipe (it imports ``Trainer``) loads on first use, not when the Auto classes are registered."""
+    if name in _RECIPE_NAMES:
+        from . import recipe_hdcnn
+
+        return getattr(recipe_hdcnn, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
+    "BranchPretrainer",
+    "HDCNNRecipeResult",
+    "freeze_for_branch_pretraining",
+    "train_hdcnn",
     "CategoryHierarchy",
     "HDCNNConfig",
     "HDCNNForImageClassification",

@@ -21,7 +21,6 @@ building-block classifier; the recipe trains it first and initialises HD-CNN fro
 (:meth:`HDCNNForImageClassification.from_building_block`).
 """
 
-import copy
 from dataclasses import dataclass
 
 import torch
