@@ -37,10 +37,12 @@ class BranchPretrainer(Trainer):
     """Trains the fine components alone (the recipe's third stage): the model's ``branch_pretraining`` loss.
 
     Call :func:`freeze_for_branch_pretraining` on the model first, so that the optimizer and DDP only see the
-    fine components.
+    fine components. Evaluation measures the whole HD-CNN as usual.
     """
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        if not model.training:
+            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
         outputs = model(**inputs, branch_pretraining=True)
         return (outputs.loss, outputs) if return_outputs else outputs.loss
 
