@@ -250,17 +250,15 @@ class HDCNNForImageClassification(HDCNNPreTrainedModel):
     ) -> torch.Tensor:
         """Which fine components run on which sample: the ``top_k`` most probable and/or those with B_k >=
         ``threshold`` (both given: both conditions); the most probable component always runs."""
+        if top_k is not None and not 1 <= top_k <= coarse_probs.shape[1]:
+            raise ValueError(f"conditional_top_k must be in [1, {coarse_probs.shape[1]}], got {top_k}")
         selected = torch.ones_like(coarse_probs, dtype=torch.bool)
+        ranked = coarse_probs.topk(top_k or 1, dim=1).indices  # one tie-break for "top-k" and "the best"
         if top_k is not None:
-            if not 1 <= top_k <= coarse_probs.shape[1]:
-                raise ValueError(f"conditional_top_k must be in [1, {coarse_probs.shape[1]}], got {top_k}")
-            top = torch.zeros_like(selected).scatter_(1, coarse_probs.topk(top_k, dim=1).indices, True)
-            selected &= top
+            selected &= torch.zeros_like(selected).scatter_(1, ranked, True)
         if threshold is not None:
             selected &= coarse_probs >= threshold
-        rows = torch.arange(coarse_probs.shape[0], device=coarse_probs.device)
-        selected[rows, coarse_probs.argmax(dim=1)] = True
-        return selected
+        return selected.scatter_(1, ranked[:, :1], True)
 
     def forward(
         self,

@@ -142,6 +142,9 @@ def test_threshold_selects_confident_branches_and_always_the_best():
     assert selected.tolist() == [[True, False, False], [True, True, False], [False, False, True]]
     assert model.select_branches(probs, threshold=0.95).sum(1).tolist() == [1, 1, 1]
     assert model.select_branches(probs, top_k=2, threshold=0.3).tolist() == selected.tolist()
+    tied = torch.tensor([[0.4, 0.4, 0.2], [1 / 3, 1 / 3, 1 / 3]])  # overlapping categories can tie exactly
+    assert model.select_branches(tied, top_k=1).sum(1).tolist() == [1, 1]
+    assert model.select_branches(tied, top_k=2, threshold=0.9).sum(1).tolist() == [1, 1]
 
 
 def test_conditional_execution_is_off_in_training():
