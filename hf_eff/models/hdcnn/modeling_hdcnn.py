@@ -207,8 +207,8 @@ class HDCNNForImageClassification(HDCNNPreTrainedModel):
         - the shared layers and the coarse component are copies of the block (the coarse component *is* the
           block's rear layers and classifier);
         - every fine component copies the block's rear layers; its compact classifier takes the block's
-          classifier rows of S_k (the official code re-initialises it; starting from the rows is a [D] choice
-          that makes the untrained HD-CNN predict like the block).
+          classifier rows of S_k (the official code re-initialises it; starting from the rows is a [D] choice:
+          for a disjoint hierarchy the untrained HD-CNN then predicts exactly like the block).
 
         ``hierarchy``: config fields to set, typically ``coarse_members``, ``coarse_targets``, ``coarse_names``
         (e.g. ``**build_category_hierarchy(...).config_kwargs()``).

@@ -244,3 +244,16 @@ def test_invalid_hierarchies_and_settings_raise_clear_errors(overrides, message)
 def test_bad_input_shape_is_refused():
     with pytest.raises(ValueError, match="pixel_values must be"):
         _model()(torch.randn(8, 8))
+
+
+def test_from_building_block_starts_as_the_block_for_a_disjoint_hierarchy():
+    from hf_eff import HDCNNForImageClassification
+
+    block = _model(coarse_members=None)
+    with torch.no_grad():
+        for p in block.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    model = HDCNNForImageClassification.from_building_block(block, coarse_members=[[0, 3], [1, 2, 4]]).eval()
+    assert model.config.coarse_targets == [0.4, 0.6] and model.config.num_coarse == 2
+    x = _images()
+    assert torch.allclose(model(x).logits, block(x).logits, atol=1e-5)
