@@ -28,6 +28,10 @@ _PUBLIC_NAMES: dict[str, str] = {
     "RevBiFPNForImageClassification": "hf_eff.models.revbifpn",
     "RevBiFPNBackbone": "hf_eff.models.revbifpn",
     "RevBiFPNImageProcessor": "hf_eff.models.revbifpn",
+    # HD-CNN
+    "HDCNNConfig": "hf_eff.models.hdcnn",
+    "HDCNNForImageClassification": "hf_eff.models.hdcnn",
+    "build_category_hierarchy": "hf_eff.models.hdcnn",
     # hot swapping (bandit learning rates)
     "BanditLRCallback": "hf_eff.callbacks.bandit_lr.callback",
     "BanditLRTrainer": "hf_eff.callbacks.bandit_lr.trainer",

@@ -27,6 +27,7 @@ REGISTRATION_MODULES: list[str] = [
     "hf_eff.models.revbifpn",
     "hf_eff.models.craftmaps",
     "hf_eff.models.video_bgsub",
+    "hf_eff.models.hdcnn",
     "hf_eff.pipelines.craftmaps_classification",
     "hf_eff.pipelines.video_background_subtraction",
 ]
