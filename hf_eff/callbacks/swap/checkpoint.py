@@ -71,7 +71,7 @@ def load_optimizer_state(path: str) -> dict[str, Any]:
         raise ValueError(f"SWAP optimizer file {path} is missing: the checkpoint was not written by SWAPTrainer")
     with safe_open(path, framework="pt") as file:
         metadata = file.metadata()
-        tensors = {key: file.get_tensor(key) for key in file if key != "_empty"}
+        tensors = {key: file.get_tensor(key) for key in file.keys() if key != "_empty"}  # noqa: SIM118
     state: dict[int, dict[str, Any]] = {}
     for key, value in [*tensors.items(), *json.loads(metadata["scalars"]).items()]:
         index, name = key.split(".", 1)
