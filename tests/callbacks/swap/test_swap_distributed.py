@@ -25,7 +25,7 @@ class SnapshotCallback(TrainerCallback):
         self.end = {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
-def train_swap(output_dir, *, batch_norm: bool, per_device_batch: int, num_workers=None, extra_callbacks=()):
+def train_swap(output_dir, *, batch_norm: bool, per_device_batch: int, num_workers=None, resume=None, **args):
     from hf_eff import SWAPCallback, SWAPTrainer
 
     snapshots = SnapshotCallback()
@@ -38,20 +38,23 @@ def train_swap(output_dir, *, batch_norm: bool, per_device_batch: int, num_worke
     )
     trainer = SWAPTrainer(
         model=make_model(batch_norm=batch_norm),
-        args=make_args(output_dir, per_device_train_batch_size=per_device_batch, max_steps=PHASE1_STEPS),
+        args=make_args(output_dir, per_device_train_batch_size=per_device_batch, max_steps=PHASE1_STEPS, **args),
         train_dataset=make_data(),
-        callbacks=[snapshots, swap, *extra_callbacks],
+        callbacks=[snapshots, swap],
     )
-    trainer.train()
+    trainer.train(resume_from_checkpoint=resume)
     final = {k: v.detach().clone() for k, v in trainer.model.state_dict().items()}
     return {"steps": snapshots.steps, "end": snapshots.end, "final": final, "history": swap.history}
 
 
-def _distributed_run(output_dir, batch_norm):
-    import torch.distributed as dist
-
+def _distributed_run(output_dir, batch_norm, with_resume):
     # 2 processes x 32 examples = the same global batch of 64 as the single-process run
-    result = train_swap(f"{output_dir}/rank{dist.get_rank()}", batch_norm=batch_norm, per_device_batch=32)
+    saving = {"save_strategy": "steps", "save_steps": 5} if with_resume else {}
+    result = train_swap(f"{output_dir}/run", batch_norm=batch_norm, per_device_batch=32, **saving)
+    if with_resume:  # a second run resumed inside phase 2 (steps 4-7) from the first run's checkpoint
+        checkpoint = f"{output_dir}/run/checkpoint-5"
+        resumed = train_swap(f"{output_dir}/resumed", batch_norm=batch_norm, per_device_batch=32, resume=checkpoint)
+        result["resumed_final"] = resumed["final"]
     return result
 
 
@@ -66,8 +69,8 @@ def _bn_statistics(model_state, batch_size=32):
 
 
 @pytest.mark.multiprocess
-def test_two_processes_diverge_then_average_with_recomputed_batchnorm(tmp_path):
-    results = run_distributed(_distributed_run, str(tmp_path), True, world_size=2, timeout=240)
+def test_two_processes_diverge_then_average_with_recomputed_batchnorm_and_resume(tmp_path):
+    results = run_distributed(_distributed_run, str(tmp_path), True, True, world_size=2, timeout=240)
     mid = PHASE1_STEPS + 2
     parameters = [name for name, _ in make_model().named_parameters()]
     # phase 1 is synchronous: identical weights on both ranks
@@ -81,6 +84,10 @@ def test_two_processes_diverge_then_average_with_recomputed_batchnorm(tmp_path):
         assert torch.equal(results[0]["final"][name], results[1]["final"][name])
         mean = (results[0]["end"][name] + results[1]["end"][name]) / 2
         torch.testing.assert_close(results[0]["final"][name], mean)
+    # a run resumed in the middle of phase 2 ends with the same averaged model on both ranks
+    for rank in (0, 1):
+        for name, tensor in results[rank]["final"].items():
+            torch.testing.assert_close(results[rank]["resumed_final"][name], tensor)
     # BatchNorm statistics recomputed from a fresh pass with the averaged weights (same on both ranks)
     expected_mean, expected_var = _bn_statistics(results[0]["final"])
     for rank in (0, 1):
@@ -91,7 +98,7 @@ def test_two_processes_diverge_then_average_with_recomputed_batchnorm(tmp_path):
 @pytest.mark.multiprocess
 def test_sequential_mode_matches_two_processes(tmp_path):
     # no BatchNorm here: phase-1 BN statistics of a 2 x 32 DDP batch differ from one 64 batch by definition
-    distributed = run_distributed(_distributed_run, str(tmp_path / "ddp"), False, world_size=2, timeout=240)
+    distributed = run_distributed(_distributed_run, str(tmp_path / "ddp"), False, False, world_size=2, timeout=240)
     sequential = train_swap(tmp_path / "seq", batch_norm=False, per_device_batch=64, num_workers=2)
     for name, value in sequential["final"].items():
         torch.testing.assert_close(value, distributed[0]["final"][name], rtol=1e-5, atol=1e-6)
