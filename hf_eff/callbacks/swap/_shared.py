@@ -20,16 +20,27 @@ def world_size() -> int:
     return dist.get_world_size() if is_distributed() else 1
 
 
+def _collective(tensor: torch.Tensor, op) -> torch.Tensor:
+    """Run ``op`` on ``tensor`` in place, through the device the backend needs (NCCL cannot reduce CPU tensors)."""
+    if dist.get_backend() == "nccl" and tensor.device.type == "cpu":
+        moved = tensor.cuda()
+        op(moved)
+        tensor.copy_(moved.cpu())
+    else:
+        op(tensor)
+    return tensor
+
+
 def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
     """Sum ``tensor`` in place over all processes (a no-op in a single process)."""
     if is_distributed():
-        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+        _collective(tensor, lambda t: dist.all_reduce(t, op=dist.ReduceOp.SUM))
     return tensor
 
 
 def broadcast(tensor: torch.Tensor, src: int = 0) -> torch.Tensor:
     if is_distributed():
-        dist.broadcast(tensor, src=src)
+        _collective(tensor, lambda t: dist.broadcast(t, src=src))
     return tensor
 
 
@@ -38,7 +49,7 @@ def any_rank(flag: bool) -> bool:
     if not is_distributed():
         return bool(flag)
     value = torch.tensor([1.0 if flag else 0.0])
-    dist.all_reduce(value, op=dist.ReduceOp.MAX)
+    _collective(value, lambda t: dist.all_reduce(t, op=dist.ReduceOp.MAX))
     return bool(value.item() > 0)
 
 

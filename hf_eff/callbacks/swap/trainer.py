@@ -331,7 +331,7 @@ class SWAPTrainerMixin:
                 self.processing_class.save_pretrained(output_dir)
             card = render_model_card(
                 "swap",
-                {"tags": ["swap", "stochastic-weight-averaging"], "metrics": sorted(metrics)},
+                {"tags": ["swap", "stochastic-weight-averaging"], "metrics": _quality_metrics(metrics)},
                 model_class=type(model).__name__,
                 swap=self._swap.config.to_json_dict(),
                 progress=self._swap.progress,
@@ -414,6 +414,14 @@ class SWAPTrainerMixin:
 
 class SWAPTrainer(SWAPTrainerMixin, Trainer):
     """``Trainer`` that runs SWAP; pass ``callbacks=[SWAPCallback(...)]``."""
+
+
+def _quality_metrics(metrics: dict[str, float]) -> list[str]:
+    """The evaluation metrics worth a card's metadata (not runtimes or throughputs)."""
+    speed = ("_runtime", "_per_second")
+    return sorted(
+        k.removeprefix("eval_swap_") for k in metrics if k.startswith("eval_swap_") and not k.endswith(speed)
+    )
 
 
 def _squared_norm(model: torch.nn.Module) -> float:
