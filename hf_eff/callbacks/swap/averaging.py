@@ -15,6 +15,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from hf_eff.distributed import all_reduce_
+
 
 def floating_state(model: nn.Module) -> dict[str, torch.Tensor]:
     """The model's floating-point parameters and buffers by ``state_dict`` name (views sharing their storage)."""
@@ -22,17 +24,15 @@ def floating_state(model: nn.Module) -> dict[str, torch.Tensor]:
 
 
 @torch.no_grad()
-def average_across_processes(
-    model: nn.Module, num_workers: int, all_reduce_sum: Callable[[torch.Tensor], torch.Tensor]
-) -> None:
-    """Replace every floating tensor of ``model`` by its mean over ``num_workers`` processes, in place."""
+def average_across_processes(model: nn.Module) -> None:
+    """Replace every floating tensor of ``model`` by its mean over all processes, in place (one all-reduce per
+    dtype; a no-op in a single process)."""
     by_dtype: dict[torch.dtype, list[torch.Tensor]] = {}
     for tensor in floating_state(model).values():
         by_dtype.setdefault(tensor.dtype, []).append(tensor)
     for tensors in by_dtype.values():
         flat = torch.cat([tensor.reshape(-1) for tensor in tensors])
-        all_reduce_sum(flat)
-        flat.div_(num_workers)
+        all_reduce_(flat, "mean")
         offset = 0
         for tensor in tensors:
             tensor.copy_(flat[offset : offset + tensor.numel()].view_as(tensor))

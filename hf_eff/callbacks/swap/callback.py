@@ -24,11 +24,11 @@ import weakref
 from typing import Any
 
 import torch
-from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
-from transformers.trainer_callback import ExportableState
+from transformers import TrainerControl, TrainerState, TrainingArguments
 
-from hf_eff.callbacks.swap import _shared as dist_utils
+from hf_eff.callbacks.base import HfEffCallback
 from hf_eff.callbacks.swap.config import SWAPConfig
+from hf_eff.distributed import all_reduce_, get_rank, get_world_size
 
 
 logger = logging.getLogger(__name__)
@@ -38,7 +38,7 @@ __all__ = ["SWAPCallback"]
 PHASE_LARGE_BATCH, PHASE_WORKERS, PHASE_AVERAGE = 1, 2, 3
 
 
-class SWAPCallback(TrainerCallback, ExportableState):
+class SWAPCallback(HfEffCallback):
     """Run SWAP inside one ``trainer.train()`` of a :class:`~hf_eff.callbacks.swap.trainer.SWAPTrainer`.
 
     Give either a :class:`SWAPConfig` or its fields as keyword arguments::
@@ -51,6 +51,7 @@ class SWAPCallback(TrainerCallback, ExportableState):
     """
 
     def __init__(self, config: SWAPConfig | None = None, **kwargs: Any):
+        super().__init__()
         if config is None:
             unknown = set(kwargs) - SWAPConfig.field_names()
             if unknown:
@@ -73,7 +74,6 @@ class SWAPCallback(TrainerCallback, ExportableState):
         self.history: list[dict[str, Any]] = []
         # transient
         self._trainer_ref: weakref.ReferenceType | None = None
-        self._pending_logs: dict[str, float] = {}
         self._correct: torch.Tensor | None = None
         self._seen: torch.Tensor | None = None
         self._last_check_step = 0
@@ -109,31 +109,29 @@ class SWAPCallback(TrainerCallback, ExportableState):
             setattr(self, key, [dict(record) for record in item] if key == "history" else item)
 
     # ------------------------------------------------------------------------------------------------------------
-    # the trainer handle (set by SWAPTrainerMixin)
-    def bind(self, trainer) -> None:
-        self._trainer_ref = weakref.ref(trainer)
-
+    # the trainer handle
     @property
     def trainer(self):
+        """The SWAPTrainerMixin Trainer running this callback (set when training begins)."""
         trainer = self._trainer_ref() if self._trainer_ref is not None else None
         if trainer is None:
-            raise TypeError(
-                "SWAPCallback needs hf_eff's SWAPTrainer (or a Trainer subclass with SWAPTrainerMixin first in its "
-                "bases): SWAP changes the batch size, data order, gradient synchronisation and learning-rate "
-                "schedule between phases, which a callback on a plain Trainer cannot do. Use "
-                "`SWAPTrainer(model, args, ..., callbacks=[SWAPCallback(...)])`"
-            )
+            raise ValueError("SWAPCallback is not attached to a running SWAPTrainer")
         return trainer
 
     @property
     def sequential(self) -> bool:
         """True when this single process runs all workers one after another."""
-        return dist_utils.world_size() == 1
+        return get_world_size() == 1
 
     # ------------------------------------------------------------------------------------------------------------
     # Trainer events
     def on_train_begin(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs):
-        trainer = self.trainer  # raises the "use SWAPTrainer" error on a plain Trainer
+        super().on_train_begin(args, state, control, **kwargs)
+        from hf_eff.callbacks.swap.trainer import SWAPTrainerMixin
+
+        # one clear error on a plain Trainer: SWAP must not silently train as ordinary large-batch training
+        trainer = self.require_trainer(SWAPTrainerMixin, "hf_eff.SWAPTrainer")
+        self._trainer_ref = weakref.ref(trainer)
         self._check_setup(args)
         self._reset_accuracy_window(state.global_step)
         trainer._swap_train_begin()
@@ -156,25 +154,13 @@ class SWAPCallback(TrainerCallback, ExportableState):
         elif self.phase == PHASE_WORKERS:
             control.should_evaluate = False
 
-    def on_log(self, args, state, control, logs=None, **kwargs):
-        if logs is not None and self._pending_logs:
-            # Trainer has recorded this entry already; SWAPTrainerMixin.log merged these metrics earlier for the
-            # integrations, so this only runs when a log entry bypassed it
-            pending = self.pop_pending_logs()
-            logs.update(pending)
-            if state.log_history:
-                state.log_history[-1].update(pending)
-
     def pop_pending_logs(self) -> dict[str, float]:
-        """SWAP metrics gathered since the last call (``swap/phase``, ``swap/worker``, distances, accuracy)."""
-        logs, self._pending_logs = self._pending_logs, {}
+        """SWAP metrics queued since the last call; in phase 2 every entry also says which worker it is."""
+        logs = super().pop_pending_logs()
         if self.phase == PHASE_WORKERS:
             logs.setdefault("swap/phase", float(PHASE_WORKERS))
             logs.setdefault("swap/worker", float(self.worker))
         return logs
-
-    def add_logs(self, logs: dict[str, float]) -> None:
-        self._pending_logs.update(logs)
 
     # ------------------------------------------------------------------------------------------------------------
     # phase 1: training accuracy and the stopping criteria
@@ -209,7 +195,7 @@ class SWAPCallback(TrainerCallback, ExportableState):
         counts = torch.zeros(2, dtype=torch.float64)
         if self._correct is not None:
             counts += torch.stack([self._correct, self._seen]).cpu()
-        dist_utils.all_reduce_sum(counts)
+        all_reduce_(counts, "sum")
         self._correct = self._seen = None
         return None if counts[1] == 0 else float(counts[0] / counts[1])
 
@@ -227,12 +213,12 @@ class SWAPCallback(TrainerCallback, ExportableState):
                 accuracy = self._window_accuracy()
                 self._last_check_step = state.global_step
                 if accuracy is not None:
-                    self._pending_logs["swap/train_accuracy"] = accuracy
+                    self.queue_logs({"swap/train_accuracy": accuracy})
                     if accuracy >= config.stop_accuracy:
                         reason = f"train accuracy {accuracy:.4f} >= {config.stop_accuracy}"
-                        self._pending_logs["swap/phase1_train_accuracy"] = accuracy
+                        self.queue_logs({"swap/phase1_train_accuracy": accuracy})
         stop_fn = config.phase1_stop_fn
-        if reason is None and not epoch_end and stop_fn is not None and dist_utils.any_rank(bool(stop_fn(state))):
+        if reason is None and not epoch_end and stop_fn is not None and _any_rank(bool(stop_fn(state))):
             reason = "phase1_stop_fn"
         if reason is None and not epoch_end and state.global_step >= self.trainer._swap_phase1_budget:
             reason = f"phase-1 budget of {self.trainer._swap_phase1_budget} steps"
@@ -247,7 +233,7 @@ class SWAPCallback(TrainerCallback, ExportableState):
         self.phase = PHASE_WORKERS
         self.phase1_end_step = state.global_step
         self.history.append({"event": "phase1_end", "global_step": state.global_step, "reason": reason})
-        self._pending_logs.update({"swap/phase": float(PHASE_WORKERS), "swap/phase1_steps": float(state.global_step)})
+        self.queue_logs({"swap/phase": float(PHASE_WORKERS), "swap/phase1_steps": float(state.global_step)})
         self.trainer._swap_begin_phase2()
         control.should_log = True
 
@@ -258,7 +244,7 @@ class SWAPCallback(TrainerCallback, ExportableState):
         record = {"event": "worker_end", "global_step": state.global_step, "worker": self.worker}
         record["distance_from_start"] = distance
         self.history.append(record)
-        self._pending_logs[f"swap/worker{self.worker}_distance_from_start"] = distance
+        self.queue_logs({f"swap/worker{self.worker}_distance_from_start": distance})
         control.should_log = True
         if self.sequential and self.worker + 1 < self.num_workers:
             self.worker += 1
@@ -271,7 +257,7 @@ class SWAPCallback(TrainerCallback, ExportableState):
     # ------------------------------------------------------------------------------------------------------------
     # checks
     def _check_setup(self, args: TrainingArguments) -> None:
-        world_size = dist_utils.world_size()
+        world_size = get_world_size()
         if args.deepspeed or args.fsdp:
             raise ValueError(
                 "SWAP is not supported with DeepSpeed ZeRO or FSDP: parameters and optimizer state are sharded "
@@ -302,10 +288,15 @@ class SWAPCallback(TrainerCallback, ExportableState):
             raise ValueError(f"resuming a SWAP run of {self.num_workers} workers with {workers} workers")
         self.num_workers = workers
         if not self.sequential:
-            self.worker = dist_utils.rank()  # restored progress is rank 0's: each process is its own worker
+            self.worker = get_rank()  # restored progress is rank 0's: each process is its own worker
         if args.eval_strategy != "no" and not getattr(self, "_warned_eval", False):
             self._warned_eval = True
             logger.info("SWAPCallback: evaluations are skipped in phase 2 (they would mix different workers)")
+
+
+def _any_rank(flag: bool) -> bool:
+    """True on every rank when ``flag`` is true on at least one: the same decision everywhere."""
+    return bool(all_reduce_(torch.tensor([float(flag)]), "sum").item() > 0)
 
 
 def phase2_steps_from_epochs(config: SWAPConfig, num_examples: int, num_workers: int, grad_accum: int) -> int:

@@ -30,7 +30,8 @@ from torch.utils.data import DataLoader
 from transformers import Trainer, set_seed
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
-from hf_eff.callbacks.swap import _shared as dist_utils
+from hf_eff.callbacks._utils import unwrap_optimizer
+from hf_eff.callbacks.base import HfEffTrainerMixin
 from hf_eff.callbacks.swap.averaging import (
     average_across_processes,
     floating_state,
@@ -54,6 +55,7 @@ from hf_eff.callbacks.swap.checkpoint import (
     swap_path,
 )
 from hf_eff.callbacks.swap.data import WorkerBatchSampler, derived_seed
+from hf_eff.distributed import all_reduce_, broadcast_, get_world_size
 
 
 logger = logging.getLogger(__name__)
@@ -64,8 +66,9 @@ _RNG_STREAM = 0x5EED  # separates the workers' generator seeds from their data-o
 _SQ_NORMS_KEY = "__sum_of_squared_norms__"
 
 
-class SWAPTrainerMixin:
-    """Trainer mixin running SWAP's phases; needs exactly one :class:`SWAPCallback` in ``callbacks``."""
+class SWAPTrainerMixin(HfEffTrainerMixin):
+    """Trainer mixin running SWAP's phases; needs exactly one :class:`SWAPCallback` in ``callbacks``. Built on
+    :class:`~hf_eff.callbacks.base.HfEffTrainerMixin` (SWAP's metrics reach every ``report_to`` integration)."""
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
@@ -73,7 +76,6 @@ class SWAPTrainerMixin:
         if len(found) != 1:
             raise ValueError(f"{type(self).__name__} needs exactly one SWAPCallback in callbacks, got {len(found)}")
         self._swap = found[0]
-        self._swap.bind(self)
         self._swap_phase1_budget: int | None = None
         self._swap_resume_dir: str | None = None
         self._swap_start_state: dict[str, torch.Tensor] | None = None  # phase-1 weights, every worker's start
@@ -159,24 +161,21 @@ class SWAPTrainerMixin:
         swap.record_predictions(logits, labels)
         return (loss, outputs) if return_outputs else loss
 
-    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
-        super().log({**logs, **self._swap.pop_pending_logs()}, start_time)
-
     # ------------------------------------------------------------------------------------------------------------
     # phase transitions (called by SWAPCallback)
     def _swap_begin_phase2(self) -> None:
         if not self._swap.sequential:  # every worker starts from exactly the same state, buffers included
             for tensor in self.model.state_dict().values():
-                dist_utils.broadcast(tensor, src=0)
+                broadcast_(tensor, src=0)
         self._swap_start_state = model_tensors(self.model)
         if self._swap.config.phase2_optimizer_state == "carry":
-            self._swap_start_optimizer = copy.deepcopy(dist_utils.unwrap_optimizer(self.optimizer).state_dict())
+            self._swap_start_optimizer = copy.deepcopy(unwrap_optimizer(self.optimizer).state_dict())
         self._swap_start_worker(fresh=True)
 
     def _swap_start_worker(self, fresh: bool) -> None:
         swap = self._swap
         if fresh:
-            optimizer = dist_utils.unwrap_optimizer(self.optimizer)
+            optimizer = unwrap_optimizer(self.optimizer)
             if swap.sequential and swap.worker > 0:
                 load_model_tensors(self.model, self._swap_start_state)
                 if self._swap_start_optimizer is not None:
@@ -270,8 +269,8 @@ class SWAPTrainerMixin:
                 self._swap_sum = None
             else:
                 sq_norms_tensor = torch.tensor([_squared_norm(self.model)], dtype=torch.float64)
-                average_across_processes(self.model, workers, dist_utils.all_reduce_sum)
-                sq_norms = float(dist_utils.all_reduce_sum(sq_norms_tensor)[0])
+                average_across_processes(self.model)
+                sq_norms = float(all_reduce_(sq_norms_tensor, "sum")[0])
         # mean over workers of |theta_w - mean|^2 = mean of |theta_w|^2 - |mean|^2
         spread = math.sqrt(max(sq_norms / workers - _squared_norm(self.model), 0.0))
         bn_batches = self._swap_recompute_batchnorm()
@@ -312,7 +311,7 @@ class SWAPTrainerMixin:
         if not self._swap.sequential:  # same statistics on every rank, bit for bit
             with torch.no_grad():
                 for _name, buffer in self.model.named_buffers():
-                    dist_utils.broadcast(buffer, src=0)
+                    broadcast_(buffer, src=0)
         return used
 
     def _swap_save(self, metrics: dict[str, float]) -> None:
@@ -336,12 +335,12 @@ class SWAPTrainerMixin:
                 swap=self._swap.config.to_json_dict(),
                 progress=self._swap.progress,
                 per_device_train_batch_size=self.args.per_device_train_batch_size,
-                world_size=dist_utils.world_size(),
+                world_size=get_world_size(),
                 learning_rate=self.args.learning_rate,
                 metrics=metrics,
             )
             card.save(os.path.join(output_dir, "README.md"))
-        dist_utils.barrier()
+        self.accelerator.wait_for_everyone()
 
     # ------------------------------------------------------------------------------------------------------------
     # checkpoints and resume
@@ -355,7 +354,7 @@ class SWAPTrainerMixin:
         )
         save_tensors(model_tensors(self.model), swap_path(checkpoint, f"worker-{swap.worker}"))
         if not self.args.save_only_model:
-            optimizer = dist_utils.unwrap_optimizer(self.optimizer)
+            optimizer = unwrap_optimizer(self.optimizer)
             save_optimizer_state(optimizer.state_dict(), swap_path(checkpoint, f"worker-{swap.worker}-optimizer"))
         if self.args.should_save:
             save_tensors(self._swap_start_state, swap_path(checkpoint, "phase1"))
@@ -364,7 +363,7 @@ class SWAPTrainerMixin:
             if self._swap_sum is not None:
                 sq_norms = torch.tensor(self._swap_sq_norms, dtype=torch.float64)
                 save_tensors({**self._swap_sum, _SQ_NORMS_KEY: sq_norms}, swap_path(checkpoint, "worker-sum"))
-        dist_utils.barrier()
+        self.accelerator.wait_for_everyone()
 
     def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
         self._swap_resume_dir = resume_from_checkpoint
@@ -400,7 +399,7 @@ class SWAPTrainerMixin:
         load_model_tensors(self.model, load_tensors(swap_path(checkpoint, f"worker-{swap.worker}"), device))
         optimizer_file = swap_path(checkpoint, f"worker-{swap.worker}-optimizer")
         if os.path.isfile(optimizer_file):
-            dist_utils.unwrap_optimizer(self.optimizer).load_state_dict(load_optimizer_state(optimizer_file))
+            unwrap_optimizer(self.optimizer).load_state_dict(load_optimizer_state(optimizer_file))
         self._swap_start_state = load_tensors(swap_path(checkpoint, "phase1"), device)
         if os.path.isfile(swap_path(checkpoint, "phase1-optimizer")):
             self._swap_start_optimizer = load_optimizer_state(swap_path(checkpoint, "phase1-optimizer"))

@@ -41,7 +41,7 @@ def test_plain_trainer_raises_one_clear_error(tmp_path):
     trainer = Trainer(
         model=make_model(), args=make_args(tmp_path), train_dataset=make_data(), callbacks=[SWAPCallback(**PHASE2)]
     )
-    with pytest.raises(TypeError, match="SWAPCallback needs hf_eff's SWAPTrainer"):
+    with pytest.raises(ValueError, match="SWAPCallback needs a Trainer with .*SWAPTrainerMixin .*hf_eff.SWAPTrainer"):
         trainer.train()
     assert trainer.state.global_step == 0  # nothing was trained without SWAP
 
