@@ -76,7 +76,8 @@ class SWAPCallback(HfEffCallback):
         self._trainer_ref: weakref.ReferenceType | None = None
         self._correct: torch.Tensor | None = None
         self._seen: torch.Tensor | None = None
-        self._last_check_step = 0
+        self._stop_reason: str | None = None
+        self._warned_eval = False
 
     # ------------------------------------------------------------------------------------------------------------
     # checkpointing
@@ -127,13 +128,13 @@ class SWAPCallback(HfEffCallback):
     # Trainer events
     def on_train_begin(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs):
         super().on_train_begin(args, state, control, **kwargs)
-        from hf_eff.callbacks.swap.trainer import SWAPTrainerMixin
+        from hf_eff.callbacks.swap.trainer import SWAPTrainerMixin  # (trainer.py imports this module)
 
         # one clear error on a plain Trainer: SWAP must not silently train as ordinary large-batch training
         trainer = self.require_trainer(SWAPTrainerMixin, "hf_eff.SWAPTrainer")
         self._trainer_ref = weakref.ref(trainer)
         self._check_setup(args)
-        self._reset_accuracy_window(state.global_step)
+        self._correct = self._seen = None  # a resumed run starts a fresh accuracy window
         trainer._swap_train_begin()
         if self.phase == PHASE_AVERAGE:
             control.should_training_stop = True
@@ -199,10 +200,6 @@ class SWAPCallback(HfEffCallback):
         self._correct = self._seen = None
         return None if counts[1] == 0 else float(counts[0] / counts[1])
 
-    def _reset_accuracy_window(self, step: int) -> None:
-        self._correct = self._seen = None
-        self._last_check_step = step
-
     def _phase1_should_end(self, state: TrainerState, *, epoch_end: bool) -> bool:
         """Every rank reaches the same answer (the checks are collectives or depend on the step only)."""
         config, reason = self.config, None
@@ -211,7 +208,6 @@ class SWAPCallback(HfEffCallback):
             due = epoch_end if interval is None else (not epoch_end and state.global_step % interval == 0)
             if due:
                 accuracy = self._window_accuracy()
-                self._last_check_step = state.global_step
                 if accuracy is not None:
                     self.queue_logs({"swap/train_accuracy": accuracy})
                     if accuracy >= config.stop_accuracy:
@@ -227,7 +223,7 @@ class SWAPCallback(HfEffCallback):
         return reason is not None
 
     def _end_phase1(self, state: TrainerState, control: TrainerControl) -> None:
-        reason = getattr(self, "_stop_reason", "unknown")
+        reason = self._stop_reason
         logger.info("SWAP: phase 1 ends at step %d (%s); %d workers start phase 2", state.global_step, reason,
                     self.num_workers)  # fmt: skip
         self.phase = PHASE_WORKERS
@@ -289,7 +285,7 @@ class SWAPCallback(HfEffCallback):
         self.num_workers = workers
         if not self.sequential:
             self.worker = get_rank()  # restored progress is rank 0's: each process is its own worker
-        if args.eval_strategy != "no" and not getattr(self, "_warned_eval", False):
+        if args.eval_strategy != "no" and not self._warned_eval:
             self._warned_eval = True
             logger.info("SWAPCallback: evaluations are skipped in phase 2 (they would mix different workers)")
 

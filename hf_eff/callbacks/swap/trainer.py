@@ -13,10 +13,17 @@
   and a resume puts each back *after* DDP has broadcast rank 0's weights;
 - **phase 3**: after the loop, average (one all-reduce), recompute BatchNorm statistics with ``model(**batch)``
   passes over the training data, evaluate, and save a ``from_pretrained``-loadable folder with a model card;
-- **logging**: SWAP's metrics join each log entry before the ``report_to`` integrations see it.
+- **logging** (through :class:`~hf_eff.callbacks.base.HfEffTrainerMixin`): SWAP's metrics join each log entry
+  before the ``report_to`` integrations see it.
 
 Put the mixin first: ``class MyTrainer(SWAPTrainerMixin, MyOtherMixin, Trainer)``; every override calls
 ``super()``.
+
+Limits, by design or not done yet: a map-style training set is needed (workers index it); one process per worker
+(no multi-device workers); every param group gets ``phase2_learning_rate``; in phase 2 the ``epoch`` the Trainer
+logs still counts epochs of the large-batch loader, and with gradient accumulation the last step of each such
+epoch accumulates fewer micro-batches, exactly as Trainer does in phase 1; a resumed run restarts the phase-1
+accuracy window; the phase-2 loss has no ``num_items_in_batch`` (each worker's own batch mean).
 """
 
 import copy
