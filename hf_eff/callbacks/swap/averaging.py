@@ -4,7 +4,7 @@
   statistics are then recomputed rather than averaged, as the paper prescribes. Integer buffers are left alone.
   Across processes the tensors are flattened into one buffer per dtype, so the average is one all-reduce.
 - The BatchNorm recompute resets the running statistics, sets ``momentum=None`` (a cumulative average over the
-  pass; ``0`` would freeze them, Lightning #14866) and runs forward passes in train mode under ``no_grad``. Unlike
+  pass; ``0`` would freeze them) and runs forward passes in train mode under ``no_grad``. Unlike
   ``torch.optim.swa_utils.update_bn`` it takes any batch and a forward function, so Hugging Face dict batches
   (``model(**batch)``) work.
 """
