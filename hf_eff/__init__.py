@@ -35,6 +35,11 @@ _PUBLIC_NAMES: dict[str, str] = {
     # hot swapping (bandit learning rates)
     "BanditLRCallback": "hf_eff.callbacks.bandit_lr.callback",
     "BanditLRTrainer": "hf_eff.callbacks.bandit_lr.trainer",
+    # SWAP (stochastic weight averaging in parallel)
+    "SWAPCallback": "hf_eff.callbacks.swap",
+    "SWAPConfig": "hf_eff.callbacks.swap",
+    "SWAPTrainer": "hf_eff.callbacks.swap",
+    "SWAPTrainerMixin": "hf_eff.callbacks.swap",
     # CRAFTMaps
     "CraftMapsConfig": "hf_eff.models.craftmaps",
     "CraftMapsForClassification": "hf_eff.models.craftmaps",
