@@ -27,6 +27,7 @@ REGISTRATION_MODULES: list[str] = [
     "hf_eff.pipelines.video_background_subtraction",
     "hf_eff.models.craftmaps",
     "hf_eff.pipelines.craftmaps_classification",
+    "hf_eff.models.rev_unet3d",
 ]
 
 _AUTO_CONFIG_MODULE = "transformers.models.auto.configuration_auto"
