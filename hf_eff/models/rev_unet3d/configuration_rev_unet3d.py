@@ -173,7 +173,7 @@ class RevUNet3DConfig(PreTrainedConfig):
         if len(self.region_names) != len(self.region_labels) or not self.region_names:
             raise ValueError("region_names and region_labels must be non-empty and have the same length")
         for name, labels in zip(self.region_names, self.region_labels):
-            if not labels or not set(labels) <= set(self.label_values):
+            if self.label_mode == "regions" and (not labels or not set(labels) <= set(self.label_values)):
                 raise ValueError(f"region {name!r} must list label values from {self.label_values}, got {labels}")
         if not isinstance(self.norm_groups, int) or self.norm_groups < 1:
             raise ValueError(f"norm_groups must be a positive int, got {self.norm_groups!r}")
