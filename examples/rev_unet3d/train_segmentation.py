@@ -25,6 +25,7 @@ windows, Gaussian blending; any size works, e.g. 240 x 240 x 155 BraTS scans).
 """
 
 import os
+import sys
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -126,13 +127,13 @@ def make_compute_metrics(config: RevUNet3DConfig):
 
 
 def main(argv: list[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not torch.cuda.is_available() and not any(a.startswith("--use_cpu") for a in argv):
+        # use_cpu is what joins torchrun / accelerate processes into one DDP group on a CPU-only machine; it has to
+        # be set before TrainingArguments resolves the distributed setup (setting it afterwards has no effect)
+        argv += ["--use_cpu", "true"]
     parser = HfArgumentParser((SegmentationArguments, TrainingArguments))
-    if argv is None:
-        args, training_args = parser.parse_args_into_dataclasses()
-    else:
-        args, training_args = parser.parse_args_into_dataclasses(args=argv)
-    if not torch.cuda.is_available():
-        training_args.use_cpu = True  # what joins torchrun / accelerate processes into one DDP group on CPU
+    args, training_args = parser.parse_args_into_dataclasses(args=argv)
     check_world_size(training_args)
     if training_args.report_to == "all" or training_args.report_to == ["all"]:
         training_args.report_to = []
