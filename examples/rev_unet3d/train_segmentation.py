@@ -56,6 +56,7 @@ class SegmentationArguments:
     storing: bool = field(default=False, metadata={"help": "store activations (baseline) instead of reversible"})
     samples_per_volume: int = field(default=32, metadata={"help": "random crops per training volume per epoch"})
     num_synthetic: int = field(default=8, metadata={"help": "volumes for --data synthetic"})
+    synthetic_size: int = field(default=48, metadata={"help": "cubic side of the synthetic volumes"})
     max_cases: int | None = field(default=None, metadata={"help": "use at most this many BraTS cases"})
 
 
@@ -78,7 +79,7 @@ def split_volumes(args: SegmentationArguments, seed: int) -> tuple[list[Labelled
         held = LabelledVolume(volume.image[:, half:], volume.labels[half:], "tissue_right", volume.spacing)
         return [train], [held]
     if args.data == "synthetic":
-        volumes = [make_synthetic_brats((48, 48, 48), seed=seed + i) for i in range(args.num_synthetic)]
+        volumes = [make_synthetic_brats((args.synthetic_size,) * 3, seed=seed + i) for i in range(args.num_synthetic)]
     else:
         volumes = load_brats(args.data, limit=args.max_cases)
     cut = max(1, int(0.8 * len(volumes))) if len(volumes) > 1 else 1
