@@ -104,7 +104,8 @@ def _monai_model(kind: str, filters: int):
     from monai.networks.nets import SegResNet, UNet
 
     if kind == "segresnet":
-        return SegResNet(spatial_dims=3, in_channels=4, out_channels=3, init_filters=filters)
+        norm = ("GROUP", {"num_groups": min(8, filters)})
+        return SegResNet(spatial_dims=3, in_channels=4, out_channels=3, init_filters=filters, norm=norm)
     return UNet(
         spatial_dims=3, in_channels=4, out_channels=3, num_res_units=2,
         channels=(filters, 2 * filters, 4 * filters, 8 * filters), strides=(2, 2, 2),
@@ -132,9 +133,15 @@ def worker(spec: dict) -> dict:
     return {"peak_bytes": meter.peak_bytes, "params": sum(p.numel() for p in model.parameters())}
 
 
-def measure_peak(spec: dict, timeout: float = 600.0) -> dict:
-    """Run :func:`worker` in a fresh Python process (so no allocator state is shared between configurations)."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+# glibc raises its mmap threshold after large frees, so later tensors come from the heap, whose freed space is kept
+# and fragments; a fixed threshold returns every large tensor to the OS when it is freed
+FIXED_MMAP_THRESHOLD = {"MALLOC_MMAP_THRESHOLD_": "131072"}
+
+
+def measure_peak(spec: dict, timeout: float = 600.0, allocator_env: dict | None = None) -> dict:
+    """Run :func:`worker` in a fresh Python process (so no allocator state is shared between configurations);
+    ``allocator_env`` adds environment variables such as :data:`FIXED_MMAP_THRESHOLD`."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", **(allocator_env or {})}
     code = "import json, sys; from hf_eff.bench.rev_unet3d import worker; print(json.dumps(worker(json.loads(sys.argv[1]))))"
     done = subprocess.run(
         [sys.executable, "-c", code, json.dumps(spec)], capture_output=True, text=True, timeout=timeout, env=env
@@ -253,7 +260,7 @@ def _monai_baselines(size: int, ladder: list[int], budget: int | None, params: i
     except ImportError:
         return {}
     found = {}
-    for kind, choices in (("segresnet", (8, 16, 24)), ("monai_unet", (8, 12, 16))):
+    for kind, choices in (("segresnet", (4, 8)), ("monai_unet", (4, 8, 12))):
         counts = {f: sum(p.numel() for p in _monai_model(kind, f).parameters()) for f in choices}
         filters = min(counts, key=lambda f: abs(counts[f] - params))
         result = measure_peak({"kind": kind, "filters": filters, "size": size})
@@ -262,7 +269,8 @@ def _monai_baselines(size: int, ladder: list[int], budget: int | None, params: i
                      "fits": result["peak_bytes"] is not None and budget is not None and result["peak_bytes"] <= budget})  # fmt: skip
         spec = lambda s, kind=kind, filters=filters: {"kind": kind, "filters": filters, "size": s}  # noqa: E731
         best = _largest_fitting(ladder, spec, budget, rows, "volume", kind) if budget else None
-        found[kind] = {"filters": filters, "params": result["params"], "peak": result["peak_bytes"], "largest": best}
+        found[kind] = {"filters": filters, "params": result["params"], "peak": result["peak_bytes"], "largest": best,
+                       "capped": best == ladder[-1]}  # fmt: skip
     return found
 
 
@@ -303,7 +311,21 @@ def run(settings: BenchSettings) -> BenchReport:
             if ladder and best == ladder[-1]:
                 capped.append(f"{axis}/{mode}")
 
-    monai_rows = {} if quick else _monai_baselines(size, size_ladder[:2], budget, rev_base["params"], rows)
+    monai_rows = {} if quick else _monai_baselines(size, size_ladder, budget, rev_base["params"], rows)
+
+    # the same step with a fixed glibc mmap threshold: how much of the real peak is heap retention/fragmentation
+    tuned = {}
+    if not quick:
+        deepest = block_ladder[-1]
+        for key, spec in (
+            ("storing", _spec(base, False, size)),
+            ("reversible", _spec(base, True, size)),
+            (f"reversible_{deepest}_blocks", _spec(base, True, size, blocks=deepest)),
+        ):
+            result = measure_peak(spec, allocator_env=FIXED_MMAP_THRESHOLD)
+            tuned[key] = result["peak_bytes"]
+            rows.append({"axis": "fixed_mmap_threshold", "model": key, "rung": size, "peak_MiB": _mib(result["peak_bytes"]),
+                         "params": result["params"], "fits": None})  # fmt: skip
 
     with _single_thread():
         saved = {
@@ -346,7 +368,18 @@ def run(settings: BenchSettings) -> BenchReport:
     for kind, info in monai_rows.items():
         notes.append(
             f"MONAI {kind} (filters={info['filters']}, {info['params']:,} parameters vs {rev_base['params']:,}, storing): step peak {_mib(info['peak'])} MiB at {size}^3; "
-            f"largest cube within the budget: {info['largest'] or 'none of ' + str(size_ladder[:2])}."
+            f"largest cube within the budget: {info['largest'] or 'none of ' + str(size_ladder)}"
+            + (" (ladder top reached)." if info["capped"] else ".")
+        )
+    if tuned:
+        deepest_key = f"reversible_{block_ladder[-1]}_blocks"
+        notes.append(
+            "Allocator: with glibc's default (dynamic) mmap threshold, freed tensors stay in the heap and fragment it, "
+            "which inflates the real peak and makes it grow with the number of ops. The same steps with "
+            f"MALLOC_MMAP_THRESHOLD_=131072: storing {_mib(tuned['storing'])} MiB, reversible "
+            f"{_mib(tuned['reversible'])} MiB ({tuned['storing'] / tuned['reversible']:.2f}x less), reversible with "
+            f"{block_ladder[-1]} blocks per level {_mib(tuned[deepest_key])} MiB (vs {base['blocks']} blocks: flat in depth "
+            "when freed memory is returned)."
         )
     if dice is not None:
         notes.append(
@@ -387,6 +420,7 @@ def run(settings: BenchSettings) -> BenchReport:
             "step_time_ratio": time_ratio,
             "dice": dice,
             "ladder_top_reached": capped,
+            "fixed_mmap_threshold_peak_bytes": tuned,
             "paper": PAPER,
             "peak_ratio_isfinite": math.isfinite(peak_ratio),
         },
