@@ -93,8 +93,14 @@ class RevUNet3DConfig(PreTrainedConfig):
                 f"num_labels={requested} does not match label_mode={self.label_mode!r}, which has {len(names)} "
                 f"outputs ({names}); set region_names/region_labels or label_values instead"
             )
-        self.id2label = dict(enumerate(names))
-        self.label2id = {name: i for i, name in enumerate(names)}
+        if self.id2label is not None and len(self.id2label) != len(names):
+            raise ValueError(
+                f"id2label has {len(self.id2label)} entries but label_mode={self.label_mode!r} has {len(names)} "
+                f"outputs ({names})"
+            )
+        if self.id2label is None:  # names given by the user (or a saved config) are kept
+            self.id2label = dict(enumerate(names))
+            self.label2id = {name: i for i, name in enumerate(names)}
         super().__post_init__(**kwargs)
 
     # ---- derived sizes -------------------------------------------------------------------------------------

@@ -216,7 +216,6 @@ class RevUNet3DModel(RevUNet3DPreTrainedModel):
         pixel_values: torch.Tensor,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
-        **kwargs,
     ) -> RevUNet3DModelOutput | tuple:
         self.check_input(pixel_values)
         output_hidden_states = (

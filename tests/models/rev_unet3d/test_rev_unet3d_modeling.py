@@ -146,6 +146,10 @@ def test_clear_errors_for_bad_configs():
         RevUNet3DConfig(crop_size=(100, 128, 128))
     with pytest.raises(ValueError, match="num_labels=2"):
         RevUNet3DConfig(num_labels=2)
+    with pytest.raises(ValueError, match="id2label has 2 entries"):
+        RevUNet3DConfig(id2label={0: "a", 1: "b"})
+    named = tiny_config(label_mode="classes", label_values=(0, 1, 2), id2label={0: "bg", 1: "GM", 2: "WM"})
+    assert named.id2label == {0: "bg", 1: "GM", 2: "WM"} and named.num_labels == 3
     with pytest.raises(ValueError, match="hidden_act"):
         RevUNet3DConfig(hidden_act="tanh")
 
