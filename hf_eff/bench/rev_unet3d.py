@@ -350,10 +350,20 @@ def run(settings: BenchSettings) -> BenchReport:
         f"Largest cube within the budget: storing {found['volume']['storing']}^3, reversible "
         f"{found['volume']['reversible']}^3 = {ratios['volume']:.2f}x voxels (paper: up to {PAPER['volume_x']}x); "
         f"ladder {size_ladder}.",
-        f"Most blocks per level within the budget: storing {found['depth']['storing']}, reversible "
-        f"{found['depth']['reversible']} = {ratios['depth']:.2f}x depth (paper: {PAPER['depth_x']}x); ladder {block_ladder}.",
-        f"Widest network within the budget: storing x{found['width']['storing']}, reversible x{found['width']['reversible']} "
-        f"= {ratios['width']:.2f}x channels (paper: up to {PAPER['width_x']}x); ladder {width_ladder}.",
+        (
+            f"Most blocks per level within the budget: storing {found['depth']['storing']}, reversible "
+            f"{found['depth']['reversible']} = {ratios['depth']:.2f}x depth (paper: {PAPER['depth_x']}x); "
+            f"ladder {block_ladder}."
+            if block_ladder
+            else "Depth at the budget: not searched in --quick."
+        ),
+        (
+            f"Widest network within the budget: storing x{found['width']['storing']}, reversible "
+            f"x{found['width']['reversible']} = {ratios['width']:.2f}x channels (paper: up to {PAPER['width_x']}x); "
+            f"ladder {width_ladder}."
+            if width_ladder
+            else "Width at the budget: not searched in --quick."
+        ),
         f"Real step peak at the base configuration: storing {_mib(budget)} MiB, reversible {_mib(rev_base['peak_bytes'])} "
         f"MiB ({peak_ratio:.2f}x less); bytes saved for backward: storing "
         f"{_mib(saved[base['blocks'], 'storing'])} MiB, reversible {_mib(saved[base['blocks'], 'reversible'])} MiB "
@@ -402,10 +412,13 @@ def run(settings: BenchSettings) -> BenchReport:
             baseline="same network storing activations",
             value=round(peak_ratio, 2),
             unit="x",
-            note=(
-                f"at that budget: {ratios['volume']:.2f}x voxels, {ratios['depth']:.2f}x depth, "
-                f"{ratios['width']:.2f}x width; step time {time_ratio:.2f}x"
-            ),
+            note="at that budget: "
+            + ", ".join(
+                f"{ratios[axis]:.2f}x {unit}"
+                for axis, unit in (("volume", "voxels"), ("depth", "depth"), ("width", "width"))
+                if math.isfinite(ratios[axis])
+            )
+            + f"; step time {time_ratio:.2f}x",
         ),
         notes=notes,
         meta={
