@@ -51,6 +51,10 @@ _PUBLIC_NAMES: dict[str, str] = {
     "VideoBackgroundSubtractionModel": "hf_eff.models.video_bgsub.modeling_video_bgsub",
     "BackgroundSubtractor": "hf_eff.video",
     "make_handheld_pair": "hf_eff.video",
+    # reversible 3D U-Net
+    "RevUNet3DConfig": "hf_eff.models.rev_unet3d",
+    "RevUNet3DModel": "hf_eff.models.rev_unet3d",
+    "RevUNet3DForSemanticSegmentation": "hf_eff.models.rev_unet3d",
 }
 
 __all__ = sorted(_PUBLIC_NAMES)

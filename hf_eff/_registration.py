@@ -28,6 +28,7 @@ REGISTRATION_MODULES: list[str] = [
     "hf_eff.models.craftmaps",
     "hf_eff.models.video_bgsub",
     "hf_eff.models.hdcnn",
+    "hf_eff.models.rev_unet3d",
     "hf_eff.pipelines.craftmaps_classification",
     "hf_eff.pipelines.video_background_subtraction",
 ]

@@ -1,0 +1,25 @@
+"""The reversible-MBConv 3D U-Net as a transformers model family; importing this module registers it with the
+Auto classes (``AutoConfig``, ``AutoModel``, ``AutoModelForSemanticSegmentation``)."""
+
+from transformers import AutoConfig, AutoModel, AutoModelForSemanticSegmentation
+
+from .configuration_rev_unet3d import RevUNet3DConfig
+from .inference_rev_unet3d import sliding_window_inference
+from .labels_rev_unet3d import label_map_to_regions, logits_to_label_map, regions_to_label_map
+from .modeling_rev_unet3d import RevUNet3DForSemanticSegmentation, RevUNet3DModel, RevUNet3DPreTrainedModel
+
+
+AutoConfig.register(RevUNet3DConfig.model_type, RevUNet3DConfig, exist_ok=True)
+AutoModel.register(RevUNet3DConfig, RevUNet3DModel, exist_ok=True)
+AutoModelForSemanticSegmentation.register(RevUNet3DConfig, RevUNet3DForSemanticSegmentation, exist_ok=True)
+
+__all__ = [
+    "RevUNet3DConfig",
+    "RevUNet3DForSemanticSegmentation",
+    "RevUNet3DModel",
+    "RevUNet3DPreTrainedModel",
+    "label_map_to_regions",
+    "logits_to_label_map",
+    "regions_to_label_map",
+    "sliding_window_inference",
+]
