@@ -4,6 +4,7 @@
 from hf_eff.callbacks.instance_lr.callback import InstanceLRCallback
 from hf_eff.callbacks.instance_lr.collator import IndexPreservingCollator, add_sample_index
 from hf_eff.callbacks.instance_lr.config import DataParametersConfig, InstanceLRConfig
+from hf_eff.callbacks.instance_lr.data_parameters import DataParametersCallback
 from hf_eff.callbacks.instance_lr.trainer import InstanceLRTrainer, InstanceLRTrainerMixin
 
 
@@ -13,6 +14,7 @@ __all__ = [
     "InstanceLRConfig",
     "InstanceLRTrainer",
     "InstanceLRTrainerMixin",
+    "DataParametersCallback",
     "DataParametersConfig",
     "add_sample_index",
 ]

@@ -169,11 +169,6 @@ class PerSampleCallback(TrainerCallback, ExportableState):
         """The learned value of every training row, indexed by the row index."""
         raise NotImplementedError
 
-    def on_log(self, args, state, control, logs=None, **kwargs):
-        if logs is None or self.num_samples is None or not self.config.index_column:
-            return
-        logs.update(self.summary())
-
     def summary(self) -> dict[str, float]:
         values = self.row_values()
         summary = {

@@ -79,6 +79,12 @@ class InstanceLRTrainerMixin:
         loss = callback.training_loss(self.accelerator.unwrap_model(model), logits, labels, indices)
         return (loss, outputs) if return_outputs else loss
 
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        callback = self.per_sample_callback
+        if callback.num_samples is not None:  # before super(): integrations see only what reaches them here
+            logs = {**logs, **callback.summary()}
+        super().log(logs, start_time)
+
     def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
         column = self.per_sample_callback.config.index_column
         inputs = {k: v for k, v in inputs.items() if k != column}
