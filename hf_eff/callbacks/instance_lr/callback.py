@@ -44,6 +44,7 @@ gradient; the (row, step) pairs of all ranks are gathered and applied in rank or
 rates. DeepSpeed / FSDP (sharded output layer) are not supported.
 """
 
+import inspect
 import logging
 import math
 import weakref
@@ -86,6 +87,14 @@ def find_head(model: nn.Module, name: str | None) -> nn.Linear:
     if not head.weight.requires_grad:
         raise ValueError("the output layer's weight must be trainable: its gradient is the hypergradient's reference")
     return head
+
+
+def _forward_arguments(model: nn.Module) -> set[str] | None:
+    """Names ``model.forward`` accepts, as Trainer's ``remove_unused_columns`` sees them (``None``: any)."""
+    parameters = inspect.signature(model.forward).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return None
+    return set(parameters)
 
 
 class InstanceLRCallback(PerSampleCallback):
@@ -350,8 +359,10 @@ class InstanceLRCallback(PerSampleCallback):
             epoch, position = epoch + 1, 0
         counters[2], counters[3] = epoch, position
         rows = [self.meta_dataset[i] for i in take]
+        accepted = _forward_arguments(model)
+        keep = None if accepted is None else accepted | {self.config.label_column, "label", "label_ids"}
         drop = {self.config.index_column, self.config.corrupt_column}
-        rows = [{k: v for k, v in row.items() if k not in drop} for row in rows]
+        rows = [{k: v for k, v in row.items() if (keep is None or k in keep) and k not in drop} for row in rows]
         batch = dict((self.meta_collator or default_data_collator)(rows))
         if self.config.label_column not in batch:
             raise ValueError(f"meta_dataset rows must collate into a batch with {self.config.label_column!r}")
