@@ -31,6 +31,11 @@ _PUBLIC_NAMES: dict[str, str] = {
     # hot swapping (bandit learning rates)
     "BanditLRCallback": "hf_eff.callbacks.bandit_lr",
     "BanditLRTrainer": "hf_eff.callbacks.bandit_trainer",
+    # per-instance dynamic learning rates (and the Data Parameters baseline)
+    "InstanceLRCallback": "hf_eff.callbacks.instance_lr",
+    "InstanceLRConfig": "hf_eff.callbacks.instance_lr",
+    "InstanceLRTrainer": "hf_eff.callbacks.instance_lr",
+    "DataParametersCallback": "hf_eff.callbacks.instance_lr",
     # CRAFTMaps
     "CraftMapsConfig": "hf_eff.models.craftmaps",
     "CraftMapsForClassification": "hf_eff.models.craftmaps",

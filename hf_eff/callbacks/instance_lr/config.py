@@ -50,13 +50,20 @@ class InstanceLRConfig(_JSONConfig):
     Args:
         init_rate: initial rate of every instance (and class): the factor on that sample's share of the update.
         min_rate / max_rate: bounds of each learned rate (instance and class terms are clamped separately, in log
-            space, after every update; the effective rate of a sample is their product).
+            space, after every update; the effective rate of a sample is their product). With the default
+            ``max_rate = init_rate = 1`` rates only go down: rows that hurt the reference are slowed, the others
+            train as with a plain Trainer (measured the most robust under label noise, ``hf-eff bench
+            instance_lr``); raise ``max_rate`` to let helpful rows speed up too [hf_eff choice].
         rate_lr: step size of the rates' own updates, in log space. With ``hypergradient_scaling="rms"`` it is
             about the change of ``log rate`` per visit for a hypergradient of typical size.
         meta_objective: the reference loss whose decrease the rates are learned for: ``"next_batch"`` (the
             training loss of the next mini-batch, needs no clean data) or ``"meta_set"`` (the loss on a held-out
             or target-distribution set passed as ``meta_dataset``: the personalisation use).
         meta_batch_size: examples of ``meta_dataset`` per step (the same batch on every rank).
+        horizon: the hypergradient of a row is averaged over the reference gradients of the next ``horizon``
+            optimizer steps (``1``: the literal one-step rule). One step's inner product is noisy (a batch holds few
+            rows like the one being judged); 16 steps separated flipped from clean labels far better on digits
+            (AUROC ~0.92 vs ~0.75) at the cost of keeping ``horizon`` steps of output-layer data [hf_eff choice].
         hypergradient_scaling: ``"rms"`` divides hypergradients by a running root-mean-square of their size, so
             ``rate_lr`` means the same early and late in training and under SGD or Adam [hf_eff choice]; ``"raw"``
             uses the literal one-step rule ``-(lr / batch) <grad L_ref, grad l_i>``.
@@ -77,12 +84,12 @@ class InstanceLRConfig(_JSONConfig):
 
     init_rate: float = 1.0
     min_rate: float = 0.01
-    max_rate: float = 10.0
-    rate_lr: float = 0.1
+    max_rate: float = 1.0
+    rate_lr: float = 0.5
     meta_objective: str = "next_batch"
     meta_batch_size: int = 128
     hypergradient_scaling: str = "rms"
-    horizon: int = 1
+    horizon: int = 16
     per_class: bool = False
     update_rates: bool = True
     index_column: str = "sample_idx"

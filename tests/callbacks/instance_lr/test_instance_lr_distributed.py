@@ -12,7 +12,7 @@ def _train_on_this_rank(output_dir: str, method: str):
 
     torch.manual_seed(0)
     if method == "instance_lr":
-        callback = InstanceLRCallback(rate_lr=0.5, horizon=2, per_class=True)
+        callback = InstanceLRCallback(rate_lr=0.5, horizon=2, per_class=True, max_rate=10.0)
     else:
         callback = DataParametersCallback(learn_class=True)
     trainer = InstanceLRTrainer(

@@ -41,7 +41,7 @@ def test_causal_lm_rates_are_learned(tmp_path):
     data = Dataset.from_dict(
         {"input_ids": ids.tolist(), "labels": labels.tolist(), "sample_idx": list(range(24))}
     ).with_format("torch")
-    callback = InstanceLRCallback(rate_lr=0.5)
+    callback = InstanceLRCallback(horizon=1, max_rate=10.0)
     InstanceLRTrainer(
         model=model,
         args=args(tmp_path, max_steps=4, per_device_train_batch_size=6),
@@ -56,7 +56,7 @@ def test_meta_set_rates_favour_the_target_distribution(tmp_path):
     """Rates learned against a meta set of classes 0-1 only: rows of those classes end with higher rates."""
     data = blobs(n=256)
     target = blobs(n=64, seed=0, index=False).filter(lambda row: row["label"] < 2)
-    callback = InstanceLRCallback(meta_objective="meta_set", meta_dataset=target, meta_batch_size=32, rate_lr=0.3)
+    callback = InstanceLRCallback(meta_objective="meta_set", meta_dataset=target, meta_batch_size=32, horizon=4)
     InstanceLRTrainer(
         model=TinyClassifier(), args=args(tmp_path, max_steps=48), train_dataset=data, callbacks=[callback]
     ).train()

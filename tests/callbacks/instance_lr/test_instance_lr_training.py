@@ -47,7 +47,7 @@ def test_flipped_labels_get_lower_rates(tmp_path):
 
 
 def test_only_rows_of_the_batch_change_and_stay_in_bounds(tmp_path):
-    callback = InstanceLRCallback(rate_lr=5.0, min_rate=0.5, max_rate=2.0)
+    callback = InstanceLRCallback(rate_lr=5.0, min_rate=0.5, max_rate=2.0, horizon=1)
     _train(tmp_path, callback, max_steps=2, per_device_train_batch_size=8)
     changed = (callback.log_rates != 0).sum().item()
     assert 0 < changed <= 8  # the first batch's rows, updated against the second batch's gradient
@@ -56,7 +56,7 @@ def test_only_rows_of_the_batch_change_and_stay_in_bounds(tmp_path):
 
 def test_per_class_rates_and_export_column(tmp_path):
     data = blobs()
-    callback = InstanceLRCallback(per_class=True, rate_lr=0.5)
+    callback = InstanceLRCallback(per_class=True, horizon=1)
     _train(tmp_path, callback, data)
     assert callback.class_log_rates.shape == (4,) and (callback.class_log_rates != 0).any()
     exported = callback.add_values_column(data.with_format(None))
