@@ -29,8 +29,8 @@ _PUBLIC_NAMES: dict[str, str] = {
     "RevBiFPNBackbone": "hf_eff.models.revbifpn",
     "RevBiFPNImageProcessor": "hf_eff.models.revbifpn",
     # hot swapping (bandit learning rates)
-    "BanditLRCallback": "hf_eff.callbacks.bandit_lr",
-    "BanditLRTrainer": "hf_eff.callbacks.bandit_trainer",
+    "BanditLRCallback": "hf_eff.callbacks.bandit_lr.callback",
+    "BanditLRTrainer": "hf_eff.callbacks.bandit_lr.trainer",
     # per-instance dynamic learning rates (and the Data Parameters baseline)
     "InstanceLRCallback": "hf_eff.callbacks.instance_lr",
     "InstanceLRConfig": "hf_eff.callbacks.instance_lr",
@@ -39,12 +39,12 @@ _PUBLIC_NAMES: dict[str, str] = {
     # CRAFTMaps
     "CraftMapsConfig": "hf_eff.models.craftmaps",
     "CraftMapsForClassification": "hf_eff.models.craftmaps",
-    "CraftMapsSampler": "hf_eff.random_features.sklearn",
+    "CraftMapsSampler": "hf_eff.random_features.sampler",
     "CraftMapsClassificationPipeline": "hf_eff.pipelines.craftmaps_classification",
     # background subtraction from two handheld videos
     "VideoBackgroundSubtractionPipeline": "hf_eff.pipelines.video_background_subtraction",
-    "VideoBackgroundSubtractionConfig": "hf_eff.pipelines.video_background_subtraction",
-    "VideoBackgroundSubtractionModel": "hf_eff.pipelines.video_background_subtraction",
+    "VideoBackgroundSubtractionConfig": "hf_eff.models.video_bgsub.configuration_video_bgsub",
+    "VideoBackgroundSubtractionModel": "hf_eff.models.video_bgsub.modeling_video_bgsub",
     "BackgroundSubtractor": "hf_eff.video",
     "make_handheld_pair": "hf_eff.video",
 }

@@ -23,10 +23,12 @@ import threading
 
 # modules whose import registers something (Auto classes, pipelines); a method adds its module when it lands
 REGISTRATION_MODULES: list[str] = [
+    # models first (Auto classes), then the pipelines that load them
     "hf_eff.models.revbifpn",
-    "hf_eff.pipelines.video_background_subtraction",
     "hf_eff.models.craftmaps",
+    "hf_eff.models.video_bgsub",
     "hf_eff.pipelines.craftmaps_classification",
+    "hf_eff.pipelines.video_background_subtraction",
 ]
 
 _AUTO_CONFIG_MODULE = "transformers.models.auto.configuration_auto"

@@ -1,14 +1,22 @@
 """Model cards for hf_eff checkpoints.
 
-One Jinja template per model lives in ``hf_eff/model_cards/<name>.md`` (shipped with the package). A template
-starts with the YAML front matter placeholder ``{{ card_data }}`` and may use any variable passed to
-:func:`render_model_card`. Models get their card on ``save_pretrained`` and ``push_to_hub`` through
-:class:`ModelCardMixin`; trainers that produce plain transformers checkpoints (SPDF) call
-:func:`render_model_card` themselves.
+One Jinja template per model family lives in ``model_cards/<name>.md`` at the repository root, the single source of
+the templates; the wheel ships that folder as ``hf_eff/model_cards`` (``package_dir`` in ``setup.py``), so
+the templates are found next to the installed package, or in a source checkout next to the ``hf_eff`` folder. A
+template starts with the YAML front matter placeholder ``{{ card_data }}`` and may use any variable passed to
+:func:`render_model_card`.
+
+A new model family adds ``model_cards/<family>.md`` (nothing else: the wheel and the checkout find every ``*.md``
+there; ``tests/core/test_packaging.py`` checks the wheel) and sets ``model_card_template = "<family>"`` on its
+:class:`ModelCardMixin` model; family tags go in :meth:`ModelCardMixin.model_card_data`, values the text needs in
+:meth:`ModelCardMixin.model_card_variables`, and measured numbers in ``model.card_metadata["eval_results"]``
+(``huggingface_hub.EvalResult``: they become ``model-index`` in the YAML and the template's ``results``).
+
+Models get their card on ``save_pretrained`` and ``push_to_hub`` through :class:`ModelCardMixin`; trainers that
+produce plain transformers checkpoints (SPDF) call :func:`render_model_card` themselves.
 """
 
 import tempfile
-from importlib import resources
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -17,14 +25,29 @@ from huggingface_hub import ModelCard, ModelCardData
 
 LIBRARY_NAME = "hf_eff"
 
+_PACKAGE = Path(__file__).resolve().parent
+
+
+def templates_folder() -> Path:
+    """Where the card templates are: inside the installed package, else at the root of a source checkout."""
+    for folder in (_PACKAGE / "model_cards", _PACKAGE.parent / "model_cards"):
+        if folder.is_dir():
+            return folder
+    raise FileNotFoundError(
+        f"no model_cards folder in {_PACKAGE} or {_PACKAGE.parent}: hf_eff is installed incompletely"
+    )
+
+
+def available_templates() -> list[str]:
+    """Names of the model card templates, for ``render_model_card(name, ...)``."""
+    return sorted(p.stem for p in templates_folder().glob("*.md"))
+
 
 def template_text(template: str) -> str:
-    """The text of ``hf_eff/model_cards/<template>.md``; a clear error names the templates that exist."""
-    folder = resources.files("hf_eff") / "model_cards"
-    path = folder / f"{template}.md"
-    if not path.is_file():
-        known = sorted(p.name[:-3] for p in folder.iterdir() if p.name.endswith(".md"))
-        raise ValueError(f"unknown model card template {template!r}; expected one of {known}")
+    """The text of template ``model_cards/<template>.md``; a clear error names the templates that exist."""
+    path = templates_folder() / f"{template}.md"
+    if not isinstance(template, str) or not path.is_file():
+        raise ValueError(f"unknown model card template {template!r}; expected one of {available_templates()}")
     return path.read_text()
 
 
@@ -54,7 +77,8 @@ class ModelCardMixin:
         return {}
 
     def model_card_variables(self) -> dict[str, Any]:
-        return {"config": self.config, "model_class": type(self).__name__}
+        results = (self.card_metadata or {}).get("eval_results")  # measured numbers, for the card's table
+        return {"config": self.config, "model_class": type(self).__name__, "results": results}
 
     def create_model_card(self, **card_data: Any) -> ModelCard:
         data = {**self.model_card_data(), **(self.card_metadata or {}), **card_data}

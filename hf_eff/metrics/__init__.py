@@ -8,6 +8,9 @@
     metric.compute(predictions=masks, references=truth)
 
 The metric folders hold no ``__init__.py``: they are loaded by ``evaluate``, not imported as hf_eff modules.
+A new metric is one such folder with an ``evaluate.Metric`` subclass that reuses the engine's scoring code (see
+``mask_f1``, which wraps :mod:`hf_eff.video.metrics`); it ships in the wheel through ``package-data`` (``*/*.py``)
+and ``tests/core/test_packaging.py`` checks that it does.
 """
 
 from pathlib import Path

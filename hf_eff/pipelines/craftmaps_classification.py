@@ -9,8 +9,9 @@ from typing import Any
 
 import numpy as np
 import torch
-from transformers import AutoModel, Pipeline
-from transformers.pipelines import PIPELINE_REGISTRY
+from transformers import Pipeline
+
+from hf_eff.pipelines import register_task
 
 
 TASK = "craftmaps-classification"
@@ -30,12 +31,16 @@ class CraftMapsClassificationPipeline(Pipeline):
     _load_processor = False
     _load_video_processor = False
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, model: Any = None, *args, **kwargs):
         # imported here, not at the top: this module is imported while transformers (and maybe the model module)
         # are still initialising, when hf_eff registers its pipelines
         from hf_eff.models.craftmaps.modeling_craftmaps import CraftMapsForClassification
 
-        super().__init__(*args, **kwargs)
+        if model is None:
+            raise ValueError(
+                f"{TASK} needs a fitted CraftMapsForClassification: pass model=<saved folder or the model object>"
+            )
+        super().__init__(model, *args, **kwargs)
         if not isinstance(self.model, CraftMapsForClassification):
             raise TypeError(f"{TASK} needs a CraftMapsForClassification model, got {type(self.model).__name__}")
 
@@ -107,8 +112,6 @@ class CraftMapsClassificationPipeline(Pipeline):
         return [{"label": id2label[int(i)], "score": float(v)} for v, i in zip(values, indices)]
 
 
-PIPELINE_REGISTRY.register_pipeline(
-    TASK, pipeline_class=CraftMapsClassificationPipeline, pt_model=AutoModel, type="multimodal"
-)
+register_task(TASK, CraftMapsClassificationPipeline)
 
 __all__ = ["CraftMapsClassificationPipeline"]

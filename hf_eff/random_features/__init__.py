@@ -6,7 +6,7 @@
 - :class:`CraftMap`: up-project with RM/TS to D, down-project to E < D (Hamid et al., ICML 2014).
 - :class:`OnePassClassifier`, :class:`NormalEquations`: single-pass ridge onto error-correcting output codes.
 
-The scikit-learn transformer :class:`~hf_eff.random_features.sklearn.CraftMapsSampler` lives in ``.sklearn``.
+The scikit-learn transformer :class:`~hf_eff.random_features.sampler.CraftMapsSampler` lives in ``.sampler``.
 """
 
 from hf_eff.random_features.base import RandomFeatureMap

@@ -17,9 +17,10 @@ import zlib
 from collections.abc import Mapping
 
 import torch
-import torch.distributed as dist
 from torch import nn
 
+from hf_eff.callbacks._utils import unwrap_optimizer
+from hf_eff.distributed import broadcast_
 from hf_eff.sparsity.config import SparsityConfig
 from hf_eff.sparsity.targets import select_targets
 
@@ -79,21 +80,8 @@ def draw_masks(shapes: Mapping[str, torch.Size], config: SparsityConfig) -> dict
 
 def broadcast_masks(masks: dict[str, torch.Tensor]) -> None:
     """Make every rank hold rank 0's masks (in place). A no-op outside a distributed run."""
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-        return
     for name in sorted(masks):  # same order on every rank
-        as_bytes = masks[name].to(torch.uint8)
-        if dist.get_backend() == "nccl":
-            as_bytes = as_bytes.cuda()
-        dist.broadcast(as_bytes, src=0)
-        masks[name].copy_(as_bytes.to(masks[name].device).bool())
-
-
-def _innermost_optimizer(optimizer: torch.optim.Optimizer) -> torch.optim.Optimizer:
-    # accelerate's AcceleratedOptimizer (itself an Optimizer subclass) wraps the torch optimizer in `.optimizer`
-    while isinstance(getattr(optimizer, "optimizer", None), torch.optim.Optimizer):
-        optimizer = optimizer.optimizer
-    return optimizer
+        broadcast_(masks[name], src=0)
 
 
 class StaticMaskManager:
@@ -150,7 +138,7 @@ class StaticMaskManager:
 
     def attach_optimizer(self, optimizer: torch.optim.Optimizer) -> None:
         """Mask this optimizer's state before each step and the weights after it. Safe to call repeatedly."""
-        optimizer = _innermost_optimizer(optimizer)
+        optimizer = unwrap_optimizer(optimizer)  # hooks go on the torch optimizer behind accelerate's wrapper
         if id(optimizer) in self._optimizer_hooks:
             return
         self._optimizer_hooks[id(optimizer)] = [

@@ -13,6 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 from transformers import AutoModelForCausalLM, PreTrainedModel, Trainer
+from transformers.trainer import TRAINING_ARGS_NAME
 
 from hf_eff.sparsity.checkpointing import MASKS_FILENAME, load_masks, save_masks
 from hf_eff.sparsity.config import SparsityConfig
@@ -111,6 +112,9 @@ class SparsePretrainer(Trainer):
         if not self.args.should_save:
             return
         output_dir = output_dir if output_dir is not None else self.args.output_dir
+        # Trainer pickles its arguments next to the weights and push_to_hub uploads the folder as it is; a shared
+        # SPDF checkpoint holds safetensors only (Trainer never reads that file back)
+        Path(output_dir, TRAINING_ARGS_NAME).unlink(missing_ok=True)
         save_masks(
             os.path.join(output_dir, MASKS_FILENAME),
             self.mask_manager.state_dict(),
@@ -138,7 +142,7 @@ class SparsePretrainer(Trainer):
         self.mask_manager.load_state_dict(masks)
 
     def sparse_model_card(self, **card_data: Any):
-        """The model card of this sparse checkpoint (``hf_eff/model_cards/spdf.md``)."""
+        """The model card of this sparse checkpoint (template ``model_cards/spdf.md``)."""
         from hf_eff.modelcard import render_model_card
 
         flops = self.flops_report()

@@ -20,7 +20,7 @@ arXiv 1404.5351. Which parts follow the paper and which are reconstructions: ``s
 import contextlib
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -42,8 +42,9 @@ from hf_eff.video.matching import STRATEGIES, FrameMatches, match_frames
 
 
 @dataclass(frozen=True)
-class SubtractorSettings:
-    """Every hyper-parameter of the method (sizes in working-resolution pixels).
+class SubtractorSettings(MaskSettings):
+    """Every hyper-parameter of the method (sizes in working-resolution pixels): the mask fields it inherits from
+    :class:`hf_eff.video.masks.MaskSettings`, then matching and alignment.
 
     Matching:
         working_size: longer side of the frames used for matching and differencing.
@@ -79,18 +80,9 @@ class SubtractorSettings:
     alignment_fallback: str = "ecc"
     border: int = 4
     reference_frames: int = 1
-    threshold: float | str = "auto"
-    min_threshold: float = 15.0
-    threshold_sigmas: float = 6.0
-    blur_sigma: float = 1.5
-    open_size: int = 3
-    close_size: int = 9
-    min_area: float = 0.002
-    fill_holes: bool = True
-    chroma_weight: float = 1.5
-    shift_tolerance: int = 1
 
     def __post_init__(self):
+        super().__post_init__()  # the mask fields
         if not isinstance(self.working_size, int) or self.working_size < 32:
             raise ValueError(f"working_size must be an int >= 32, got {self.working_size!r}")
         if len(self.descriptor_size) != 2 or min(self.descriptor_size) < 2:
@@ -103,13 +95,11 @@ class SubtractorSettings:
                 raise ValueError(f"{name} must be an int >= 0, got {getattr(self, name)!r}")
         if self.max_step is not None and (not isinstance(self.max_step, int) or self.max_step < 1):
             raise ValueError(f"max_step must be None or an int >= 1, got {self.max_step!r}")
-        self.mask_settings()  # validates the mask fields
         Aligner(self.ratio_test, self.ransac_threshold, self.min_inliers, self.alignment_fallback)  # validates
         FeatureExtractor(self.num_features)
 
     def mask_settings(self) -> MaskSettings:
-        names = MaskSettings.__dataclass_fields__
-        return MaskSettings(**{k: v for k, v in asdict(self).items() if k in names})
+        return MaskSettings(**{f.name: getattr(self, f.name) for f in fields(MaskSettings)})
 
     def replace(self, **changes: Any) -> "SubtractorSettings":
         unknown = set(changes) - set(self.__dataclass_fields__)

@@ -77,3 +77,10 @@ def test_bad_inputs_raise(model):
         classifier(np.ones(64, dtype=np.float32), top_k=0)
     with pytest.raises(ValueError, match="function_to_apply"):
         classifier(np.ones(64, dtype=np.float32), function_to_apply="sigmoid")
+
+
+def test_task_name_alone_says_a_fitted_model_is_needed():
+    # before: transformers raised KeyError: 'default'
+    with pytest.raises(ValueError, match="needs a fitted CraftMapsForClassification: pass model=") as error:
+        pipeline("craftmaps-classification")
+    assert "\n" not in str(error.value)

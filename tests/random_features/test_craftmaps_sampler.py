@@ -76,3 +76,15 @@ def test_bad_parameters_and_inputs_raise():
         sampler.transform(np.ones((2, 5)))
     with pytest.raises(ValueError, match="NaN|infinity"):
         sampler.transform(np.full((2, 4), np.nan))
+
+
+def test_old_module_path_warns_and_gives_the_same_class(monkeypatch):
+    import importlib
+    import sys
+
+    from hf_eff.random_features.sampler import CraftMapsSampler as moved
+
+    monkeypatch.delitem(sys.modules, "hf_eff.random_features.sklearn", raising=False)
+    with pytest.warns(DeprecationWarning, match="hf_eff.random_features.sampler"):
+        old = importlib.import_module("hf_eff.random_features.sklearn")
+    assert old.CraftMapsSampler is moved is CraftMapsSampler

@@ -16,6 +16,7 @@ from transformers import PreTrainedModel
 from transformers import initialization as init
 from transformers.utils import ModelOutput
 
+from hf_eff.distributed import all_reduce_, is_distributed
 from hf_eff.modelcard import ModelCardMixin
 from hf_eff.models.craftmaps.configuration_craftmaps import CraftMapsConfig
 from hf_eff.random_features import CraftMap, NormalEquations, PolynomialKernel, RandomFeatureMap, code_logits
@@ -180,17 +181,12 @@ class CraftMapsForClassification(ModelCardMixin, CraftMapsPreTrainedModel):
 
 
 def _all_reduce_(equations: NormalEquations) -> None:
-    """Sum the normal equations over all processes (no-op outside an initialised multi-process group)."""
-    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
-        return
-    if torch.distributed.get_world_size() == 1:
+    """Sum the normal equations over all processes (no-op outside a multi-process group)."""
+    if not is_distributed():
         return
     count = torch.tensor([float(equations.n_samples)], dtype=torch.float64)
-    backend_device = "cuda" if torch.distributed.get_backend() == "nccl" else "cpu"
     for tensor in (equations.gram, equations.cross, count):
-        moved = tensor.to(backend_device)
-        torch.distributed.all_reduce(moved)
-        tensor.copy_(moved.cpu())
+        all_reduce_(tensor, op="sum")
     equations.n_samples = int(count.item())
 
 

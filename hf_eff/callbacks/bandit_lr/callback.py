@@ -25,8 +25,8 @@ the best fixed rate (short-horizon bias). Backtracking snapshots double paramete
 
 Every episode is logged (``bandit_lr/arm``, ``bandit_lr/reward``, per-arm ``bandit_lr/count@<lr>``, ...) into the
 Trainer's log entries; ``learning_rate`` reports the rate really used. Integrations such as TensorBoard receive the
-``bandit_lr/*`` metrics only with :class:`hf_eff.callbacks.bandit_trainer.BanditLRTrainer` (they see a log entry
-before any user callback can add to it).
+``bandit_lr/*`` metrics only with a Trainer that has :class:`~hf_eff.callbacks.base.HfEffTrainerMixin`, such as
+:class:`~hf_eff.callbacks.bandit_lr.BanditLRTrainer` (they see a log entry before any user callback can add to it).
 
 Distributed runs make identical decisions on every rank: the probe set is sharded over ranks and the losses are
 all-reduced, the training loss is already gathered by the Trainer, and the policy's generator is seeded the same
@@ -35,38 +35,37 @@ checkpoint (``ExportableState``) and restored with ``TrainingArguments(restore_c
 """
 
 import copy
-import inspect
+import dataclasses
 import logging
 import math
-import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
 from torch import nn
-from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
-from transformers.trainer_callback import ExportableState
+from transformers import TrainerControl, TrainerState, TrainingArguments
 
-from hf_eff.callbacks.bandits import BANDITS, BanditPolicy, make_bandit
+from hf_eff.callbacks._utils import (
+    build_probe_batches,
+    evaluate_probe_loss,
+    restore_training_state,
+    snapshot_training_state,
+    unwrap_scheduler,
+)
+from hf_eff.callbacks.bandit_lr.config import BanditLRConfig
+from hf_eff.callbacks.bandit_lr.policies import BANDITS, BanditPolicy
+from hf_eff.callbacks.base import HfEffCallback
 
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["BanditLRCallback"]
 
-MODES = ("absolute", "multiplier")
-REWARDS = ("probe_loss", "train_loss")
-REWARD_SCALINGS = ("running", "none")
-REJECTED_REWARDS = ("zero", "observed")
 SCALE_MOMENTUM = 0.9
-
-# Trainer rebuilds a restored callback from the JSON "args" of ``state()`` alone (``type(cb)(**args)``), which
-# cannot carry a dataset, a collate function or an unregistered policy object. The instance the user handed to the
-# Trainer registers those here, keyed by the model, and the rebuilt instance adopts them in ``on_train_begin``.
-_LIVE_OBJECTS: "weakref.WeakKeyDictionary[nn.Module, dict[str, Any]]" = weakref.WeakKeyDictionary()
+SETTINGS = {field.name for field in dataclasses.fields(BanditLRConfig)} - {"bandit"}
 
 
-class BanditLRCallback(TrainerCallback, ExportableState):
+class BanditLRCallback(HfEffCallback):
     """Pick the learning rate of every episode with a bandit (hot swapping).
 
     Args:
@@ -78,7 +77,7 @@ class BanditLRCallback(TrainerCallback, ExportableState):
             by the arm, keeping its warm-up/decay shape (needs a ``LambdaLR``, which every Trainer schedule except
             ``reduce_lr_on_plateau`` and ``greedy`` is).
         bandit: a policy name (``"ducb"`` default, ``"swucb"``, ``"ucb1"``, ``"epsilon_greedy"``, ``"thompson"``,
-            or one added with :func:`hf_eff.callbacks.bandits.register_bandit`) or a ``BanditPolicy`` instance.
+            or one added with :func:`hf_eff.callbacks.bandit_lr.register_bandit`) or a ``BanditPolicy`` instance.
         bandit_kwargs: keyword arguments of the named policy (e.g. ``{"gamma": 0.9, "xi": 0.6}``; the ``B`` of the
             UCB indices is their ``reward_bound``, 1 by default, the typical size of a scaled reward).
         reward: ``"probe_loss"`` (the relative decrease of the loss on ``probe_dataset``) or ``"train_loss"``
@@ -100,15 +99,19 @@ class BanditLRCallback(TrainerCallback, ExportableState):
             0.9), so that rewards keep a comparable scale although progress per episode shrinks by orders of
             magnitude over training [hf_eff choice]; ``"none"`` uses the raw relative decrease.
         seed: seed of the policy's random generator (the same on every rank).
+        config: all of the above but the probe set and its collator as one :class:`BanditLRConfig` (then pass
+            none of them separately).
 
     ``_restoring`` is internal: ``state()`` sets it in the arguments from which Trainer rebuilds this callback on
     resume; the rebuilt instance then takes the arguments JSON cannot hold (probe set, collator, an unregistered
     policy object) from the instance that was given to the Trainer.
     """
 
+    live_attributes = ("probe_dataset", "probe_collator", "policy")
+
     def __init__(
         self,
-        arms: Sequence[float],
+        arms: Sequence[float] | None = None,
         episode_steps: int = 50,
         *,
         mode: str = "absolute",
@@ -123,31 +126,34 @@ class BanditLRCallback(TrainerCallback, ExportableState):
         reward_scaling: str = "running",
         rejected_reward: str = "zero",
         seed: int = 0,
+        config: BanditLRConfig | None = None,
         _restoring: bool = False,
     ):
-        self.arms = _check_arms(arms)
-        if not isinstance(episode_steps, int) or isinstance(episode_steps, bool) or episode_steps < 1:
-            raise ValueError(f"episode_steps must be an int >= 1, got {episode_steps!r}")
-        if mode not in MODES:
-            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-        if reward not in REWARDS:
-            raise ValueError(f"reward must be one of {REWARDS}, got {reward!r}")
-        if not isinstance(probe_batch_size, int) or isinstance(probe_batch_size, bool) or probe_batch_size < 1:
-            raise ValueError(f"probe_batch_size must be an int >= 1, got {probe_batch_size!r}")
-        if (
-            isinstance(reward_bound, bool)
-            or not isinstance(reward_bound, (int, float))
-            or not math.isfinite(reward_bound)
-            or reward_bound <= 0
-        ):
-            raise ValueError(f"reward_bound must be a positive finite number, got {reward_bound!r}")
-        if bandit is None and not _restoring:
+        super().__init__()
+        if config is None:
+            if arms is None:
+                raise TypeError("BanditLRCallback needs arms (the learning rates to choose from) or a config")
+            config = BanditLRConfig(
+                arms,
+                episode_steps,
+                mode=mode,
+                bandit=bandit,
+                bandit_kwargs=bandit_kwargs or {},
+                reward=reward,
+                probe_batch_size=probe_batch_size,
+                backtrack=backtrack,
+                reward_bound=reward_bound,
+                reward_scaling=reward_scaling,
+                rejected_reward=rejected_reward,
+                seed=seed,
+            )
+        elif not isinstance(config, BanditLRConfig):
+            raise TypeError(f"config must be a BanditLRConfig, got {type(config).__name__}")
+        elif arms is not None:
+            raise ValueError("pass either arms and the other settings, or a config, not both")
+        if config.bandit is None and not _restoring:
             raise ValueError(f"bandit must be a policy name {sorted(BANDITS)} or a BanditPolicy instance, got None")
-        if rejected_reward not in REJECTED_REWARDS:
-            raise ValueError(f"rejected_reward must be one of {REJECTED_REWARDS}, got {rejected_reward!r}")
-        if reward_scaling not in REWARD_SCALINGS:
-            raise ValueError(f"reward_scaling must be one of {REWARD_SCALINGS}, got {reward_scaling!r}")
-        if reward == "probe_loss" and probe_dataset is None and not _restoring:
+        if config.reward == "probe_loss" and probe_dataset is None and not _restoring:
             raise ValueError(
                 "reward='probe_loss' needs a probe_dataset (a small held-out set with labels, e.g. 256 examples of "
                 "your validation split); pass one, or use reward='train_loss'"
@@ -156,19 +162,10 @@ class BanditLRCallback(TrainerCallback, ExportableState):
             raise ValueError("probe_dataset is empty; it must hold at least one example")
         if probe_collator is not None and not callable(probe_collator):
             raise TypeError(f"probe_collator must be callable, got {type(probe_collator).__name__}")
-        self.episode_steps = episode_steps
-        self.mode = mode
-        self.reward = reward
+        self.config = config
         self.probe_dataset = probe_dataset
-        self.probe_batch_size = probe_batch_size
         self.probe_collator = probe_collator
-        self.backtrack = bool(backtrack)
-        self.reward_bound = float(reward_bound)
-        self.reward_scaling = reward_scaling
-        self.rejected_reward = rejected_reward
-        self.seed = seed
-        self.bandit_kwargs = dict(bandit_kwargs or {})
-        self.policy = self._build_policy(bandit) if bandit is not None else None
+        self.policy = config.make_policy()
 
         # episode progress (saved in checkpoints)
         self.current_arm: int | None = None
@@ -181,43 +178,19 @@ class BanditLRCallback(TrainerCallback, ExportableState):
         self._snapshot: dict[str, Any] | None = None
         self._probe_batches: list[dict[str, Any]] | None = None
         self._awaiting_train_loss = False
-        self._pending_logs: dict[str, float] = {}
         self._warned_missing_snapshot = False
 
-    # ------------------------------------------------------------------------------------------------------------
-    # construction helpers
-    def _build_policy(self, bandit: str | BanditPolicy) -> BanditPolicy:
-        if isinstance(bandit, BanditPolicy):
-            if bandit.num_arms != len(self.arms):
-                raise ValueError(f"the bandit has {bandit.num_arms} arms but {len(self.arms)} arms were given")
-            if self.bandit_kwargs:
-                raise ValueError("bandit_kwargs only apply to a bandit given by name, not to a BanditPolicy instance")
-            return bandit
-        if not isinstance(bandit, str):
-            raise TypeError(f"bandit must be a policy name or a BanditPolicy instance, got {type(bandit).__name__}")
-        return make_bandit(bandit, len(self.arms), seed=self.seed, **self.bandit_kwargs)
+    def __getattr__(self, name: str) -> Any:
+        # the settings stay readable as attributes (``callback.arms``), as before they moved into ``config``
+        if name in SETTINGS and "config" in self.__dict__:
+            return getattr(self.config, name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     # ------------------------------------------------------------------------------------------------------------
     # checkpointing (ExportableState)
     def state(self) -> dict[str, Any]:
-        policy = self.policy
-        registered = policy is not None and BANDITS.get(policy.name) is type(policy)
         return {
-            "args": {
-                "arms": list(self.arms),
-                "episode_steps": self.episode_steps,
-                "mode": self.mode,
-                "bandit": policy.name if registered else None,
-                "bandit_kwargs": policy.config() if registered else {},
-                "reward": self.reward,
-                "probe_batch_size": self.probe_batch_size,
-                "backtrack": self.backtrack,
-                "reward_bound": self.reward_bound,
-                "reward_scaling": self.reward_scaling,
-                "rejected_reward": self.rejected_reward,
-                "seed": self.seed,
-                "_restoring": True,
-            },
+            "args": {**self.config.to_json_args(self.policy), "_restoring": True},
             "attributes": {"progress": self.progress},
         }
 
@@ -239,8 +212,8 @@ class BanditLRCallback(TrainerCallback, ExportableState):
         if not isinstance(value, dict) or set(value) != expected:
             raise ValueError(f"BanditLRCallback progress must have the keys {sorted(expected)}, got {value!r:.200}")
         arm = value["current_arm"]
-        if arm is not None and not (isinstance(arm, int) and 0 <= arm < len(self.arms)):
-            raise ValueError(f"saved current_arm {arm!r} does not index the {len(self.arms)} arms")
+        if arm is not None and not (isinstance(arm, int) and 0 <= arm < len(self.config.arms)):
+            raise ValueError(f"saved current_arm {arm!r} does not index the {len(self.config.arms)} arms")
         self.current_arm = arm
         self.steps_in_episode = int(value["steps_in_episode"])
         self.episode_start_loss = value["episode_start_loss"]
@@ -256,7 +229,7 @@ class BanditLRCallback(TrainerCallback, ExportableState):
     @property
     def current_lr(self) -> float | None:
         """The arm being played (a learning rate, or a multiplier in multiplier mode)."""
-        return None if self.current_arm is None else self.arms[self.current_arm]
+        return None if self.current_arm is None else self.config.arms[self.current_arm]
 
     @property
     def arm_trace(self) -> list[float]:
@@ -265,23 +238,19 @@ class BanditLRCallback(TrainerCallback, ExportableState):
 
     # ------------------------------------------------------------------------------------------------------------
     # Trainer events
-    def on_init_end(self, args, state, control, model=None, **kwargs):
-        self._register_live_objects(model)
-
     def on_train_begin(
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, model=None, **kwargs
     ):
-        self._adopt_live_objects(model)
-        self._register_live_objects(model)
+        super().on_train_begin(args, state, control, model=model, **kwargs)  # adopts the live objects
         self._check_training_setup(args, state, kwargs.get("lr_scheduler"))
         optimizer, lr_scheduler = kwargs.get("optimizer"), kwargs.get("lr_scheduler")
         self._awaiting_train_loss = False
         self._snapshot = None
         if self.current_arm is None:  # a fresh run (a resumed one restored its episode progress)
-            start_loss = self._probe_loss(model) if self.reward == "probe_loss" else None
+            start_loss = self._probe_loss(model) if self.config.reward == "probe_loss" else None
             self._start_episode(start_loss, model, optimizer, lr_scheduler)
-        elif self.backtrack and self.steps_in_episode == 0:
-            self._snapshot = _take_snapshot(model, optimizer, lr_scheduler)
+        elif self.config.backtrack and self.steps_in_episode == 0:
+            self._snapshot = snapshot_training_state(model, optimizer, lr_scheduler)
         self._apply_lr(optimizer, lr_scheduler)
 
     def on_step_begin(self, args, state, control, optimizer=None, lr_scheduler=None, **kwargs):
@@ -290,9 +259,9 @@ class BanditLRCallback(TrainerCallback, ExportableState):
 
     def on_step_end(self, args, state, control, model=None, optimizer=None, lr_scheduler=None, **kwargs):
         self.steps_in_episode += 1
-        if self.steps_in_episode < self.episode_steps:
+        if self.steps_in_episode < self.config.episode_steps:
             return
-        if self.reward == "probe_loss":
+        if self.config.reward == "probe_loss":
             self._finish_episode(self._probe_loss(model), state, model, optimizer, lr_scheduler)
             control.should_log = True  # log every episode: its metrics join the Trainer's next log entry
         else:
@@ -302,22 +271,10 @@ class BanditLRCallback(TrainerCallback, ExportableState):
         if self._awaiting_train_loss and logs is not None and "loss" in logs:
             self._awaiting_train_loss = False
             self._finish_episode(float(logs["loss"]), state, model, optimizer, lr_scheduler)
-        if logs is not None and self._pending_logs:
-            # Trainer has already recorded this entry and shown it to the integrations listed before this callback
-            # (BanditLRTrainerMixin merges the metrics earlier, for them); complete the recorded entry here
-            episode_logs = self.pop_pending_logs()
-            logs.update(episode_logs)
-            if state.log_history:
-                state.log_history[-1].update(episode_logs)
+        super().on_log(args, state, control, logs=logs, **kwargs)  # the episode's metrics join this entry
 
     def on_train_end(self, args, state, control, **kwargs):
         self._snapshot = None
-
-    def pop_pending_logs(self) -> dict[str, float]:
-        """Metrics of the last episode finished since the previous call (``bandit_lr/arm``, ``.../reward``,
-        per-arm ``.../count@<lr>`` and ``.../mean@<lr>``, ...), for ``Trainer.log``."""
-        logs, self._pending_logs = self._pending_logs, {}
-        return logs
 
     # ------------------------------------------------------------------------------------------------------------
     # episodes
@@ -326,17 +283,17 @@ class BanditLRCallback(TrainerCallback, ExportableState):
         self.current_arm = int(self.policy.select())
         self.steps_in_episode = 0
         self.episode_start_loss = start_loss
-        if self.backtrack:
-            self._snapshot = _take_snapshot(model, optimizer, lr_scheduler)
+        if self.config.backtrack:
+            self._snapshot = snapshot_training_state(model, optimizer, lr_scheduler)
         self._apply_lr(optimizer, lr_scheduler)
 
     def _finish_episode(self, end_loss: float, state, model, optimizer, lr_scheduler) -> None:
         start_loss, arm = self.episode_start_loss, self.current_arm
         worse = start_loss is not None and not end_loss <= start_loss  # NaN counts as worse
         backtracked = False
-        if self.backtrack and worse:
+        if self.config.backtrack and worse:
             if self._snapshot is not None:
-                _restore_snapshot(self._snapshot, model, optimizer, lr_scheduler)
+                restore_training_state(self._snapshot, model, optimizer, lr_scheduler)
                 backtracked = True
             elif not self._warned_missing_snapshot:
                 self._warned_missing_snapshot = True
@@ -348,7 +305,7 @@ class BanditLRCallback(TrainerCallback, ExportableState):
         self._snapshot = None
         if start_loss is None:
             reward = None
-        elif backtracked and self.rejected_reward == "zero":
+        elif backtracked and self.config.rejected_reward == "zero":
             reward = 0.0  # the episode was undone: the progress it really made is none
         else:
             reward = self._reward(start_loss, end_loss)
@@ -358,7 +315,7 @@ class BanditLRCallback(TrainerCallback, ExportableState):
             "episode": len(self.history),
             "global_step": state.global_step,
             "arm": arm,
-            "arm_value": self.arms[arm],
+            "arm_value": self.config.arms[arm],
             "lr": _first_lr(optimizer),
             "start_loss": start_loss,
             "end_loss": end_loss if math.isfinite(end_loss) else None,
@@ -366,22 +323,22 @@ class BanditLRCallback(TrainerCallback, ExportableState):
             "backtracked": backtracked,
         }
         self.history.append(record)
-        self._pending_logs.update(self._episode_logs(record))
+        self.queue_logs(self._episode_logs(record))  # bandit_lr/arm, .../reward, per arm .../count@<lr>, ...
         # the next episode starts from the restored weights (whose loss is start_loss) or from the new ones
         next_start = start_loss if backtracked else (end_loss if math.isfinite(end_loss) else None)
         self._start_episode(next_start, model, optimizer, lr_scheduler)
 
     def _reward(self, start_loss: float, end_loss: float) -> float:
         if not math.isfinite(end_loss):
-            return -self.reward_bound
+            return -self.config.reward_bound
         if start_loss == 0:
-            return 0.0 if end_loss == 0 else -self.reward_bound
+            return 0.0 if end_loss == 0 else -self.config.reward_bound
         reward = (start_loss - end_loss) / abs(start_loss)
-        if self.reward_scaling == "running":
+        if self.config.reward_scaling == "running":
             scale = self.reward_scale if self.reward_scale else abs(reward) or 1.0
             self.reward_scale = SCALE_MOMENTUM * scale + (1 - SCALE_MOMENTUM) * abs(reward)
             reward = reward / scale
-        return max(-self.reward_bound, min(self.reward_bound, reward))
+        return max(-self.config.reward_bound, min(self.config.reward_bound, reward))
 
     def _episode_logs(self, record: dict[str, Any]) -> dict[str, float]:
         logs = {
@@ -392,8 +349,8 @@ class BanditLRCallback(TrainerCallback, ExportableState):
         if record["reward"] is not None:
             logs["bandit_lr/reward"] = float(record["reward"])
         if record["end_loss"] is not None:
-            logs[f"bandit_lr/{self.reward}"] = float(record["end_loss"])
-        for value, stats in zip(self.arms, self.policy.arm_statistics()):
+            logs[f"bandit_lr/{self.config.reward}"] = float(record["end_loss"])
+        for value, stats in zip(self.config.arms, self.policy.arm_statistics()):
             for name, number in stats.items():
                 if math.isfinite(number):
                     logs[f"bandit_lr/{name}@{value:g}"] = float(number)
@@ -404,7 +361,7 @@ class BanditLRCallback(TrainerCallback, ExportableState):
             raise ValueError(
                 "BanditLRCallback has no bandit policy: it was restored from a checkpoint made with an unregistered "
                 "BanditPolicy instance; pass the callback with that instance to the Trainer again, or register the "
-                "policy class with hf_eff.callbacks.bandits.register_bandit"
+                "policy class with hf_eff.callbacks.bandit_lr.register_bandit"
             )
         if self._pending_policy_state is not None:
             self.policy.load_state_dict(self._pending_policy_state)
@@ -416,10 +373,10 @@ class BanditLRCallback(TrainerCallback, ExportableState):
     def _apply_lr(self, optimizer, lr_scheduler) -> None:
         if optimizer is None or self.current_arm is None:
             return
-        arm = self.arms[self.current_arm]
-        scheduler = _unwrap_scheduler(lr_scheduler)
+        arm = self.config.arms[self.current_arm]
+        scheduler = unwrap_scheduler(lr_scheduler)
         for i, group in enumerate(optimizer.param_groups):
-            if self.mode == "absolute":
+            if self.config.mode == "absolute":
                 group["lr"] = arm
                 if scheduler is not None and hasattr(scheduler, "base_lrs"):
                     scheduler.base_lrs[i] = arm  # a constant schedule then reproduces the arm by itself
@@ -433,78 +390,40 @@ class BanditLRCallback(TrainerCallback, ExportableState):
 
     # ------------------------------------------------------------------------------------------------------------
     # the objective
-    @torch.no_grad()
     def _probe_loss(self, model: nn.Module) -> float:
         """Mean loss over the probe set, in eval mode, sharded over ranks and all-reduced."""
         if self._probe_batches is None:
-            self._probe_batches = self._build_probe_batches(model)
-        rank, world_size = _rank_and_world_size()
-        device = next(model.parameters()).device
-        total = torch.zeros(2, dtype=torch.float64, device=device)  # (sum of example losses, examples)
-        was_training = model.training
-        model.eval()
-        try:
-            for batch in self._probe_batches[rank::world_size]:
-                batch = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
-                outputs = model(**batch)
-                loss = outputs["loss"] if isinstance(outputs, dict) else outputs[0]
-                if loss is None:
-                    raise ValueError(
-                        "the model returned no loss on a probe batch: probe_dataset must include the labels "
-                        f"(batch keys: {sorted(batch)})"
-                    )
-                count = _batch_size(batch)
-                total += torch.stack([loss.detach().double() * count, torch.tensor(count, device=device).double()])
-        finally:
-            model.train(was_training)
-        if world_size > 1:
-            torch.distributed.all_reduce(total)
-        return float(total[0] / total[1])
-
-    def _build_probe_batches(self, model: nn.Module) -> list[dict[str, Any]]:
-        from torch.utils.data import DataLoader
-        from transformers import default_data_collator
-
-        dataset = self.probe_dataset
-        if hasattr(dataset, "column_names") and hasattr(dataset, "remove_columns"):  # a datasets.Dataset
-            accepted = set(inspect.signature(model.forward).parameters) | {"label", "labels", "label_ids"}
-            unused = [column for column in dataset.column_names if column not in accepted]
-            if unused:
-                dataset = dataset.remove_columns(unused)
-        loader = DataLoader(
-            dataset,
-            batch_size=self.probe_batch_size,
-            shuffle=False,
-            collate_fn=self.probe_collator or default_data_collator,
-        )
-        return list(loader)
+            self._probe_batches = build_probe_batches(
+                self.probe_dataset, model, self.config.probe_batch_size, self.probe_collator
+            )
+        return evaluate_probe_loss(model, self._probe_batches).mean
 
     # ------------------------------------------------------------------------------------------------------------
     # checks and plumbing
     def _check_training_setup(self, args: TrainingArguments, state: TrainerState, lr_scheduler) -> None:
-        if self.reward == "probe_loss" and self.probe_dataset is None:
+        if self.config.reward == "probe_loss" and self.probe_dataset is None:
             raise ValueError(
                 "reward='probe_loss' needs a probe_dataset; after resuming with "
                 "restore_callback_states_from_checkpoint=True, give the Trainer the callback (with its probe_dataset) "
                 "exactly as in the original run"
             )
-        if self.reward == "train_loss" and (
-            _enum_value(args.logging_strategy) != "steps" or args.logging_steps != self.episode_steps
+        if self.config.reward == "train_loss" and (
+            _enum_value(args.logging_strategy) != "steps" or args.logging_steps != self.config.episode_steps
         ):
             raise ValueError(
                 "reward='train_loss' reads the mean training loss the Trainer logs, so it needs "
-                f"logging_strategy='steps' and logging_steps == episode_steps ({self.episode_steps}); got "
+                f"logging_strategy='steps' and logging_steps == episode_steps ({self.config.episode_steps}); got "
                 f"logging_strategy={_enum_value(args.logging_strategy)!r}, logging_steps={args.logging_steps}"
             )
-        if self.backtrack and (args.deepspeed or args.fsdp):
+        if self.config.backtrack and (args.deepspeed or args.fsdp):
             raise ValueError("backtrack=True is not supported with DeepSpeed or FSDP (optimizer state is sharded)")
-        scheduler = _unwrap_scheduler(lr_scheduler)
-        if self.mode == "multiplier" and not isinstance(scheduler, torch.optim.lr_scheduler.LambdaLR):
+        scheduler = unwrap_scheduler(lr_scheduler)
+        if self.config.mode == "multiplier" and not isinstance(scheduler, torch.optim.lr_scheduler.LambdaLR):
             raise TypeError(
                 "mode='multiplier' scales the base rates of a LambdaLR schedule (every Trainer lr_scheduler_type but "
                 f"reduce_lr_on_plateau and greedy); got {type(scheduler).__name__}. Use mode='absolute' instead"
             )
-        if self.mode == "absolute" and _enum_value(args.lr_scheduler_type) != "constant":
+        if self.config.mode == "absolute" and _enum_value(args.lr_scheduler_type) != "constant":
             logger.warning(
                 "BanditLRCallback(mode='absolute') sets the learning rate itself every step, so lr_scheduler_type=%r "
                 "has no effect; use mode='multiplier' to keep the schedule's shape",
@@ -518,40 +437,6 @@ class BanditLRCallback(TrainerCallback, ExportableState):
                 state.global_step,
             )
 
-    def _register_live_objects(self, model) -> None:
-        if model is not None:
-            _LIVE_OBJECTS[model] = {
-                "probe_dataset": self.probe_dataset,
-                "probe_collator": self.probe_collator,
-                "policy": self.policy,
-            }
-
-    def _adopt_live_objects(self, model) -> None:
-        live = _LIVE_OBJECTS.get(model) if model is not None else None
-        if not live:
-            return
-        if self.probe_dataset is None and live["probe_dataset"] is not None:
-            self.probe_dataset, self._probe_batches = live["probe_dataset"], None
-        if self.probe_collator is None:
-            self.probe_collator = live["probe_collator"]
-        if self.policy is None and live["policy"] is not None:
-            self.policy = live["policy"]
-
-
-def _check_arms(arms: Sequence[float]) -> list[float]:
-    if isinstance(arms, (str, bytes)) or not isinstance(arms, Sequence):
-        raise TypeError(f"arms must be a sequence of learning rates, got {type(arms).__name__}")
-    if len(arms) == 0:
-        raise ValueError("arms must hold at least one learning rate, got an empty sequence")
-    values = []
-    for i, arm in enumerate(arms):
-        if isinstance(arm, bool) or not isinstance(arm, (int, float)) or not math.isfinite(arm) or arm <= 0:
-            raise ValueError(f"arms must be positive finite numbers, got arms[{i}] = {arm!r}")
-        values.append(float(arm))
-    if len(set(values)) != len(values):
-        raise ValueError(f"arms must be distinct, got {values}")
-    return values
-
 
 def _enum_value(value: Any) -> Any:
     return getattr(value, "value", value)
@@ -564,45 +449,5 @@ def _length(dataset: Any) -> int | None:
         return None
 
 
-def _batch_size(batch: dict[str, Any]) -> int:
-    for key in ("labels", "label", "label_ids", *batch):
-        value = batch.get(key)
-        if isinstance(value, torch.Tensor) and value.dim() > 0:
-            return value.shape[0]
-    raise ValueError(f"cannot tell the batch size of a probe batch with keys {sorted(batch)}")
-
-
-def _rank_and_world_size() -> tuple[int, int]:
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return torch.distributed.get_rank(), torch.distributed.get_world_size()
-    return 0, 1
-
-
-def _unwrap_scheduler(lr_scheduler):
-    return getattr(lr_scheduler, "scheduler", lr_scheduler)  # accelerate's AcceleratedScheduler wraps one
-
-
 def _first_lr(optimizer) -> float | None:
     return None if optimizer is None else float(optimizer.param_groups[0]["lr"])
-
-
-def _take_snapshot(model: nn.Module, optimizer, lr_scheduler) -> dict[str, Any]:
-    """Copies of everything an episode changes: weights and buffers, optimizer state, scheduler, grad scaler."""
-    scaler = getattr(optimizer, "scaler", None)  # accelerate's AcceleratedOptimizer holds the AMP scaler
-    return {
-        "model": {name: tensor.detach().clone() for name, tensor in model.state_dict().items()},
-        "optimizer": copy.deepcopy(optimizer.state_dict()) if optimizer is not None else None,
-        "scheduler": copy.deepcopy(lr_scheduler.state_dict()) if lr_scheduler is not None else None,
-        "scaler": copy.deepcopy(scaler.state_dict()) if scaler is not None else None,
-    }
-
-
-def _restore_snapshot(snapshot: dict[str, Any], model: nn.Module, optimizer, lr_scheduler) -> None:
-    with torch.no_grad():
-        model.load_state_dict(snapshot["model"])
-    if snapshot["optimizer"] is not None:
-        optimizer.load_state_dict(snapshot["optimizer"])
-    if snapshot["scheduler"] is not None:
-        lr_scheduler.load_state_dict(snapshot["scheduler"])
-    if snapshot["scaler"] is not None:
-        optimizer.scaler.load_state_dict(snapshot["scaler"])

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from callback_testing import RecordLogs
 from torch import nn
 from transformers import Trainer, TrainerCallback, TrainingArguments, get_scheduler
 
-from hf_eff.callbacks.bandit_lr import BanditLRCallback
-from hf_eff.callbacks.bandit_trainer import BanditLRTrainer
+from hf_eff.callbacks.bandit_lr import BanditLRCallback, BanditLRTrainer
 from hf_eff.testing import run_distributed
 
 
@@ -106,16 +106,6 @@ def test_absolute_mode_the_optimizer_uses_the_chosen_arm_every_step(tmp_path):
     episode_logs = [entry for entry in trainer.state.log_history if "bandit_lr/arm_value" in entry]
     assert [entry["bandit_lr/arm_value"] for entry in episode_logs] == bandit.arm_trace
     assert all(f"bandit_lr/count@{arm:g}" in episode_logs[-1] for arm in arms)
-
-
-class RecordLogs(TrainerCallback):
-    """Stands in for a report_to integration, which Trainer always calls before user callbacks."""
-
-    def __init__(self):
-        self.logs = []
-
-    def on_log(self, args, state, control, logs=None, **kwargs):
-        self.logs.append(dict(logs))
 
 
 @pytest.mark.parametrize("trainer_class", [Trainer, BanditLRTrainer])
@@ -388,7 +378,7 @@ def test_probe_columns_the_model_does_not_take_are_dropped():
 
 
 def test_a_user_policy_instance_drives_the_run(tmp_path):
-    from hf_eff.callbacks.bandits import BanditPolicy
+    from hf_eff.callbacks.bandit_lr import BanditPolicy
 
     class Alternate(BanditPolicy):
         name = "alternate_test"  # deliberately not registered

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 
-SCRIPT = Path(__file__).resolve().parents[2] / "examples" / "bandit_lr" / "train_bandit_lr.py"
+SCRIPT = Path(__file__).resolve().parents[3] / "examples" / "bandit_lr" / "train_bandit_lr.py"
 
 
 def run_example(*args: str) -> subprocess.CompletedProcess:

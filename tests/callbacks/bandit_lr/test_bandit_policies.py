@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from hf_eff.callbacks.bandits import (
+from hf_eff.callbacks.bandit_lr import (
     BANDITS,
     UCB1,
     BanditPolicy,
