@@ -47,17 +47,16 @@ rates. DeepSpeed / FSDP (sharded output layer) are not supported.
 import inspect
 import logging
 import math
-import weakref
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
 from torch import nn
 
-from hf_eff.callbacks.instance_lr._interim import broadcast_, gather_cat
 from hf_eff.callbacks.instance_lr.config import InstanceLRConfig
 from hf_eff.callbacks.instance_lr.losses import per_sample_loss, resolve_task
 from hf_eff.callbacks.instance_lr.per_sample import PerSampleCallback, log_bounds
+from hf_eff.distributed import all_reduce_, broadcast_, get_rank, get_world_size, is_distributed
 
 
 logger = logging.getLogger(__name__)
@@ -65,8 +64,24 @@ logger = logging.getLogger(__name__)
 __all__ = ["InstanceLRCallback"]
 
 RMS_MOMENTUM = 0.9
-# model -> the objects JSON cannot carry into a callback that Trainer rebuilds on resume
-_LIVE_OBJECTS: "weakref.WeakKeyDictionary[nn.Module, dict[str, Any]]" = weakref.WeakKeyDictionary()
+
+
+def gather_rows(tensor: torch.Tensor) -> torch.Tensor:
+    """Every rank's ``tensor`` (first dimensions may differ), concatenated in rank order, on every rank.
+
+    Built from sum all-reduces only: each rank writes its rows into its own slot of a zero buffer. That sends
+    ``world_size`` times the rows, fine for the few hundred scores of a step.
+    """
+    if not is_distributed():
+        return tensor
+    world, rank = get_world_size(), get_rank()
+    lengths = torch.zeros(world, dtype=torch.long)
+    lengths[rank] = tensor.shape[0]
+    all_reduce_(lengths)
+    slots = torch.zeros((world, int(lengths.max()), *tensor.shape[1:]), dtype=tensor.dtype)
+    slots[rank, : tensor.shape[0]] = tensor
+    all_reduce_(slots)
+    return torch.cat([slots[r, : int(lengths[r])] for r in range(world)])
 
 
 def find_head(model: nn.Module, name: str | None) -> nn.Linear:
@@ -119,6 +134,7 @@ class InstanceLRCallback(PerSampleCallback):
     config_class = InstanceLRConfig
     checkpoint_name = "instance_lr"
     log_prefix = "instance_lr"
+    live_attributes = ("meta_dataset", "meta_collator")  # handed to a callback Trainer rebuilds on resume
 
     def __init__(
         self,
@@ -199,14 +215,7 @@ class InstanceLRCallback(PerSampleCallback):
         return log_rates
 
     # ---------------------------------------------------------------- setup
-    def on_init_end(self, args, state, control, model=None, **kwargs):
-        if model is not None and (self.meta_dataset is not None or self.meta_collator is not None):
-            _LIVE_OBJECTS[model] = {"meta_dataset": self.meta_dataset, "meta_collator": self.meta_collator}
-
     def _setup(self, model, trainer, args) -> None:
-        if self.meta_dataset is None and self.meta_collator is None:  # rebuilt from JSON on resume: adopt
-            live = _LIVE_OBJECTS.get(model, {})
-            self.meta_dataset, self.meta_collator = live.get("meta_dataset"), live.get("meta_collator")
         if self.config.meta_objective == "meta_set" and not self.meta_dataset:
             raise ValueError("meta_objective='meta_set' needs a non-empty meta_dataset")
         if self._hook is not None:
@@ -279,8 +288,8 @@ class InstanceLRCallback(PerSampleCallback):
             ]
         )
         labels = torch.cat([r["labels"] for r in done]) if self.class_log_rates is not None else None
-        indices, scores = gather_cat(indices), gather_cat(scores)
-        labels = gather_cat(labels) if labels is not None else None
+        indices, scores = gather_rows(indices), gather_rows(scores)
+        labels = gather_rows(labels) if labels is not None else None
         self._apply(indices, labels, scores, self._learning_rate(optimizer))
 
     def _reference_gradient(self, model) -> tuple[torch.Tensor, torch.Tensor | None]:

@@ -21,10 +21,10 @@ from typing import Any
 
 import torch
 
-from hf_eff.callbacks.instance_lr._interim import all_reduce_mean_, broadcast_
 from hf_eff.callbacks.instance_lr.config import DataParametersConfig
 from hf_eff.callbacks.instance_lr.losses import per_sample_loss, resolve_task
 from hf_eff.callbacks.instance_lr.per_sample import PerSampleCallback, log_bounds
+from hf_eff.distributed import all_reduce_, broadcast_
 
 
 __all__ = ["DataParametersCallback"]
@@ -148,7 +148,7 @@ class DataParametersCallback(PerSampleCallback):
         for optimizer in self._optimizers.values():
             if optimizer.parameter.grad is None:  # every rank must join the all-reduce
                 optimizer.parameter.grad = torch.zeros_like(optimizer.parameter)
-            all_reduce_mean_(optimizer.parameter.grad)
+            all_reduce_(optimizer.parameter.grad, "mean")
             optimizer.step()
             with torch.no_grad():
                 optimizer.parameter.clamp_(low, high)

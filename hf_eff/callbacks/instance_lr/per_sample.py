@@ -12,16 +12,15 @@ from collections.abc import Mapping
 from typing import Any
 
 import torch
-from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
-from transformers.trainer_callback import ExportableState
+from transformers import TrainerControl, TrainerState, TrainingArguments
 
-from hf_eff.callbacks.instance_lr._interim import bound_trainer
+from hf_eff.callbacks.base import HfEffCallback
 
 
 logger = logging.getLogger(__name__)
 
 
-class PerSampleCallback(TrainerCallback, ExportableState):
+class PerSampleCallback(HfEffCallback):
     """Base of :class:`InstanceLRCallback` and :class:`DataParametersCallback` (not used directly).
 
     Subclasses define ``config_class``, ``checkpoint_name``, ``log_prefix`` and the hooks ``_create_state``,
@@ -33,6 +32,7 @@ class PerSampleCallback(TrainerCallback, ExportableState):
     log_prefix: str
 
     def __init__(self, config: Any = None, **config_kwargs: Any):
+        super().__init__()
         if config is None:
             config = self.config_class(**config_kwargs)
         elif config_kwargs:
@@ -51,15 +51,14 @@ class PerSampleCallback(TrainerCallback, ExportableState):
         return {"args": self.config.to_dict(), "attributes": {}}
 
     # ---------------------------------------------------------------- start of training
-    def on_train_begin(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs):
-        model = kwargs.get("model")
-        trainer = bound_trainer(model)
-        if trainer is None:
-            raise TypeError(
-                f"{type(self).__name__} needs the sample index and per-sample losses, which a TrainerCallback never "
-                "sees: train with hf_eff.InstanceLRTrainer, or add InstanceLRTrainerMixin first in your Trainer "
-                "subclass's bases (class MyTrainer(InstanceLRTrainerMixin, Trainer))"
-            )
+    def on_train_begin(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, model=None, **kwargs
+    ):
+        super().on_train_begin(args, state, control, model=model, **kwargs)  # adopts live objects on resume
+        from hf_eff.callbacks.instance_lr.trainer import InstanceLRTrainerMixin
+
+        # the sample index and per-sample losses never reach a callback: refuse a Trainer that does not pass them
+        trainer = self.require_trainer(InstanceLRTrainerMixin, "hf_eff.InstanceLRTrainer")
         dataset = trainer.train_dataset
         num_samples = self._check_dataset(dataset)
         self.num_classes = self._find_num_classes(model, dataset)

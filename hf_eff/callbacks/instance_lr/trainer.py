@@ -19,7 +19,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from transformers import Trainer
 
-from hf_eff.callbacks.instance_lr._interim import bind_trainer
+from hf_eff.callbacks.base import HfEffTrainerMixin
 from hf_eff.callbacks.instance_lr.collator import IndexPreservingCollator
 from hf_eff.callbacks.instance_lr.per_sample import PerSampleCallback
 
@@ -29,7 +29,7 @@ logger = logging.getLogger(__name__)
 __all__ = ["InstanceLRTrainer", "InstanceLRTrainerMixin"]
 
 
-class InstanceLRTrainerMixin:
+class InstanceLRTrainerMixin(HfEffTrainerMixin):
     """Put first in the bases: ``class MyTrainer(InstanceLRTrainerMixin, Trainer)``. Needs exactly one
     :class:`InstanceLRCallback` or :class:`DataParametersCallback` in ``callbacks``."""
 
@@ -40,12 +40,11 @@ class InstanceLRTrainerMixin:
         column = self.per_sample_callback.config.index_column
         if not isinstance(self.data_collator, IndexPreservingCollator):
             self.data_collator = IndexPreservingCollator(self.data_collator, column)
-        self._per_sample_restored: dict[str, dict[str, torch.Tensor]] = {}
-        bind_trainer(self.model, self)
+        self._per_sample_restored: dict[str, dict[str, dict[str, torch.Tensor]]] = {}
 
     @property
     def per_sample_callback(self) -> PerSampleCallback:
-        found = [cb for cb in self.callback_handler.callbacks if isinstance(cb, PerSampleCallback)]
+        found = self.hf_eff_callbacks(PerSampleCallback)
         if len(found) != 1:
             raise ValueError(
                 f"{type(self).__name__} needs exactly one InstanceLRCallback or DataParametersCallback in callbacks, "
@@ -81,8 +80,8 @@ class InstanceLRTrainerMixin:
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         callback = self.per_sample_callback
-        if callback.num_samples is not None:  # before super(): integrations see only what reaches them here
-            logs = {**logs, **callback.summary()}
+        if callback.num_samples is not None:  # the rates' statistics join every log entry, integrations included
+            callback.queue_logs(callback.summary())
         super().log(logs, start_time)
 
     def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):

@@ -95,7 +95,7 @@ def test_rates_survive_save_and_resume(tmp_path, rebuild):
 
 
 def test_plain_trainer_is_refused(tmp_path):
-    with pytest.raises(TypeError, match="InstanceLRTrainer"):
+    with pytest.raises(ValueError, match="InstanceLRTrainerMixin"):
         _train(tmp_path, InstanceLRCallback(), trainer_cls=Trainer)
 
 
