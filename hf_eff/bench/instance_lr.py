@@ -38,8 +38,8 @@ NOISE_SETTINGS = {  # name -> (rate, kind)
     "pairs-30%": (0.3, "pairs"),
 }
 METHODS = ("plain", "data_parameters", "small_loss", "instance_lr")
-QUICK = {"seeds": (0,), "epochs": 12, "archs": ("mlp",), "noise": ("clean", "sym-40%"), "timing_repeats": 3}
-FULL = {"seeds": (0, 1, 2), "epochs": 30, "archs": ("cnn", "mlp"), "noise": tuple(NOISE_SETTINGS), "timing_repeats": 5}
+QUICK = {"seeds": (0,), "epochs": 10, "archs": ("mlp",), "noise": ("clean", "sym-40%"), "timing_repeats": 3}
+FULL = {"seeds": (0, 1, 2), "epochs": 15, "archs": ("cnn", "mlp"), "noise": tuple(NOISE_SETTINGS), "timing_repeats": 5}
 BATCH_SIZE, LEARNING_RATE, MOMENTUM, TIMING_STEPS = 32, 0.05, 0.9, 40
 INSTANCE_LR: dict[str, Any] = {}  # the library defaults
 TARGET_CLASSES, META_PER_CLASS = (0, 1, 2), 20

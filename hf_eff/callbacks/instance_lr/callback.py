@@ -24,20 +24,24 @@ Design choices, with their reasons:
   both are captured during the normal forward/backward, so ``next_batch`` costs no extra forward or backward pass
   (one layer-sized matrix product per step), and ``meta_set`` one forward of a meta batch. The full-network inner
   product would need per-sample gradients of every layer (~3x a step) [hf_eff choice; spec option (ii)].
-- **One step late.** The per-sample gradients of step t's batch are kept until step t+1, whose (all-reduced,
-  accumulated, clipped) gradient is the reference, exactly the ``theta_t`` / ``theta_{t+1}`` pair of the rule.
-  The update changes the rate of the row's next visit.
+- **Judged by the steps that follow.** The per-sample gradients of step t's batch are kept while the next
+  ``horizon`` optimizer steps run; each step's (all-reduced, accumulated, clipped) gradient is a reference, and the
+  row's inner products with them are averaged. ``horizon=1`` is exactly the ``theta_t`` / ``theta_{t+1}`` pair of
+  the rule; one batch holds few rows like the one being judged, so that single inner product is noisy, and the
+  default 16 separated flipped from clean labels far better (measured: AUROC ~0.92 vs ~0.75 on digits) [hf_eff
+  choice]. The update changes the rate of the row's next visit.
 - **Scaled hypergradients.** The size of ``<grad L_ref, grad l_i>`` shrinks by orders of magnitude during training
   and depends on the optimiser; ``hypergradient_scaling="rms"`` divides it by a running RMS so ``rate_lr`` keeps
   its meaning [hf_eff choice]; ``"raw"`` is the literal rule above.
 - **Per-class rates** take the mean of their members' steps (a class is in every batch; a sum would let class
   rates run away).
 
-Cost per optimizer step (measured by ``hf-eff bench instance_lr``): ``next_batch``: one extra backward from the
-per-sample losses to the logits, plus ``O(B * T * H * V)`` for the inner products (an output-layer forward);
-``meta_set``: plus one forward of ``meta_batch_size`` examples. Memory: ``O(N)`` floats for the rates (every rank
-holds all of them), plus the output layer's input and logit gradients of one step's batch (``B * T * (H + V)``
-floats; large for LMs with big vocabularies).
+Cost per optimizer step (measured by ``hf-eff bench instance_lr``: about 1.1-1.2x a plain step on small
+classifiers): ``next_batch``: one extra backward from the per-sample losses to the logits, plus ``horizon``
+output-layer-sized products ``O(horizon * B * T * H * V)`` for the inner products; ``meta_set``: plus one forward of
+``meta_batch_size`` examples. Memory: ``O(N)`` floats for the rates (every rank holds all of them), plus the output
+layer's input and logit gradients of ``horizon`` steps' batches (``horizon * B * T * (H + V)`` floats: small for
+classifiers, large for LMs with big vocabularies, where ``horizon=1`` is the frugal choice).
 
 Distributed runs: every rank computes the hypergradients of its own rows against the all-reduced reference
 gradient; the (row, step) pairs of all ranks are gathered and applied in rank order, so every rank holds the same

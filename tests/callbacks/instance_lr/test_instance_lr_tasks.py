@@ -131,3 +131,33 @@ def test_callback_takes_a_config_or_keywords_not_both():
         InstanceLRCallback(InstanceLRConfig(), rate_lr=0.3)
     with pytest.raises(ValueError, match="meta_dataset is only used"):
         InstanceLRCallback(meta_dataset=[{"x": 1}])
+
+
+def test_transformers_sequence_classifier_with_extra_columns(tmp_path):
+    """A stock transformers classifier on a dataset with a text column: remove_unused_columns (default True) drops
+    the text and keeps the index; the rates are learned on the classifier head."""
+    from transformers import BertConfig, BertForSequenceClassification
+
+    config = BertConfig(
+        vocab_size=40, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
+        max_position_embeddings=16, num_labels=3,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    model = BertForSequenceClassification(config)
+    ids = torch.randint(0, 40, (32, 8), generator=torch.Generator().manual_seed(0))
+    data = Dataset.from_dict(
+        {
+            "text": [f"row {i}" for i in range(32)],
+            "input_ids": ids.tolist(),
+            "attention_mask": [[1] * 8] * 32,
+            "label": [i % 3 for i in range(32)],
+            "sample_idx": list(range(32)),
+        }
+    )
+    callback = InstanceLRCallback(horizon=1, max_rate=10.0, per_class=True)
+    InstanceLRTrainer(
+        model=model, args=args(tmp_path, max_steps=3, per_device_train_batch_size=8), train_dataset=data,
+        callbacks=[callback],
+    ).train()  # fmt: skip
+    assert callback._task == "classification" and callback._head is model.classifier
+    assert (callback.log_rates != 0).sum() == 16 and callback.class_log_rates.shape == (3,)
