@@ -15,30 +15,8 @@ sequence, because the Trainer is built with ``restore_callback_states_from_check
 import argparse
 import json
 
-import numpy as np
-import torch
-from torch import nn
-from transformers import TrainingArguments
-
-from hf_eff import BanditLRCallback, BanditLRTrainer, load_image_dataset
-
-
-class DigitsMLP(nn.Module):
-    def __init__(self, hidden: int = 64, classes: int = 10):
-        super().__init__()
-        self.net = nn.Sequential(
-            nn.Flatten(),
-            nn.Linear(64, hidden),
-            nn.ReLU(),
-            nn.Linear(hidden, hidden),
-            nn.ReLU(),
-            nn.Linear(hidden, classes),
-        )
-
-    def forward(self, pixel_values, labels=None):
-        logits = self.net(pixel_values)
-        loss = None if labels is None else nn.functional.cross_entropy(logits, labels)
-        return {"loss": loss, "logits": logits}
+from hf_eff.bench.training import DigitsMLP, load_digits_splits, train_once
+from hf_eff.callbacks.bandit_lr import BanditLRCallback, BanditLRTrainer
 
 
 def parse_args() -> argparse.Namespace:
@@ -75,59 +53,48 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    data = load_image_dataset("digits", seed=args.seed).rename_column("label", "labels")
-    split = data["train"].train_test_split(test_size=args.probe_size, seed=args.seed)
-    train, probe, test = split["train"], split["test"], data["test"]
-
+    splits = load_digits_splits(args.seed, probe_size=args.probe_size)  # the probe set is held out of training
     bandit = BanditLRCallback(
         args.arms,
         episode_steps=args.episode_steps,
         mode=args.mode,
         bandit=args.bandit,
         reward=args.reward,
-        probe_dataset=probe if args.reward == "probe_loss" else None,
+        probe_dataset=splits["probe"] if args.reward == "probe_loss" else None,
         backtrack=args.backtrack,
         seed=args.seed,
     )
-    training_args = TrainingArguments(
-        output_dir=args.output_dir,
-        max_steps=args.max_steps,
-        per_device_train_batch_size=args.batch_size,
-        per_device_eval_batch_size=256,
-        learning_rate=args.learning_rate,
-        lr_scheduler_type=args.lr_scheduler_type,
-        optim="sgd",
-        logging_steps=args.episode_steps,
-        save_steps=args.save_steps,
-        restore_callback_states_from_checkpoint=True,  # resume with the saved bandit
-        report_to=args.report_to,
-        seed=args.seed,
-        use_cpu=not torch.cuda.is_available(),
-    )
-
-    def accuracy(prediction) -> dict[str, float]:
-        return {"accuracy": float((np.argmax(prediction.predictions, -1) == prediction.label_ids).mean())}
-
     # BanditLRTrainer = Trainer + the bandit's episode metrics in every report_to integration (plain Trainer works too)
-    trainer = BanditLRTrainer(
-        model=DigitsMLP(),
-        args=training_args,
-        train_dataset=train,
-        eval_dataset=test,
-        compute_metrics=accuracy,
+    result = train_once(
+        splits["train"],
+        max_steps=args.max_steps,
+        seed=args.seed,
+        model_factory=DigitsMLP,
+        eval_dataset=splits["test"],
         callbacks=[bandit],
+        trainer_class=BanditLRTrainer,
+        training_args={
+            "per_device_train_batch_size": args.batch_size,
+            "learning_rate": args.learning_rate,
+            "lr_scheduler_type": args.lr_scheduler_type,
+            "logging_steps": args.episode_steps,
+            "save_strategy": "steps",
+            "save_steps": args.save_steps,
+            "restore_callback_states_from_checkpoint": True,  # resume with the saved bandit
+            "report_to": args.report_to,
+        },
+        output_dir=args.output_dir,
+        resume_from_checkpoint=args.resume_from_checkpoint,
+        quiet=False,
     )
-    trainer.train(resume_from_checkpoint=args.resume_from_checkpoint)
-    metrics = trainer.evaluate()
 
     # the callback instance may have been replaced when its state was restored from a checkpoint
+    trainer = result.trainer
     bandit = next(cb for cb in trainer.callback_handler.callbacks if isinstance(cb, BanditLRCallback))
     if trainer.is_world_process_zero():
         trace = bandit.arm_trace
-        print(
-            "final metrics:",
-            json.dumps({"eval_loss": metrics["eval_loss"], "eval_accuracy": metrics["eval_accuracy"]}),
-        )
+        metrics = {"eval_loss": result.metrics["loss"], "eval_accuracy": result.metrics["accuracy"]}
+        print("final metrics:", json.dumps(metrics))
         print(f"arms played per episode: {trace}")
         print(f"episodes backtracked: {sum(record['backtracked'] for record in bandit.history)} of {len(trace)}")
         print("last 10 episodes, most played:", max(set(trace[-10:]), key=trace[-10:].count) if trace else None)

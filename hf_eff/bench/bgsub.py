@@ -16,7 +16,9 @@ import time
 
 import numpy as np
 
-from hf_eff.bench import BenchReport, BenchSettings, Headline, benchmark, compare_timings
+from hf_eff.bench.meters import compare_timings
+from hf_eff.bench.registry import BenchSettings, benchmark
+from hf_eff.bench.report import BenchReport, Headline
 
 
 _QUICK = {
@@ -178,9 +180,28 @@ def run(settings: BenchSettings) -> BenchReport:
     ours, mog2, knn = mean_f1("two-video (windowed)"), mean_f1("OpenCV MOG2"), mean_f1("OpenCV KNN")
     largest = max(r["frames"] for r in cost if r["matcher"] == "brute-force")
     speedup = next(r["time_vs_windowed"] for r in cost if r["matcher"] == "brute-force" and r["frames"] == largest)
+    return BenchReport(
+        method="bgsub",
+        title="Background subtraction from two handheld videos (Hamid et al., arXiv 1404.5351)",
+        rows=quality,
+        headline=Headline(
+            effect="frame-matching time saved (same masks)",
+            baseline="brute-force matching of all frame pairs",
+            value=speedup,
+            unit="x",
+            note=f"at {largest} frames; mask F1 {ours:.2f} vs MOG2 {mog2:.2f} / KNN {knn:.2f} on handheld video",
+        ),
+        notes=_notes(cost, (ours, mog2, knn), speedup, largest),
+        meta={"size": settings.size, "seed": settings.seed, "config": config, "matching_cost": cost},
+        figures={"matching_cost": _cost_figure(cost)},
+    )
+
+
+def _notes(cost: list[dict], f1: tuple[float, float, float], speedup: float, largest: int) -> list[str]:
+    ours, mog2, knn = f1
     windowed_cost = [r for r in cost if r["matcher"] == "windowed"]
     brute_cost = [r for r in cost if r["matcher"] == "brute-force"]
-    notes = [
+    return [
         f"mean F1 over all pairs: two-video windowed {ours:.3f}, MOG2 {mog2:.3f}, KNN {knn:.3f} "
         "(MOG2 / KNN on the foreground video alone, default OpenCV parameters, shadow label counted as background)",
         "matching cost by length (same prepared frames, matchers interleaved in one process): "
@@ -197,18 +218,3 @@ def run(settings: BenchSettings) -> BenchReport:
         "data: synthetic handheld pairs (hf_eff.make_handheld_pair) built from scikit-image photographs; "
         "ground-truth masks and viewpoint matches are exact",
     ]
-    return BenchReport(
-        method="bgsub",
-        title="Background subtraction from two handheld videos (Hamid et al., arXiv 1404.5351)",
-        rows=quality,
-        headline=Headline(
-            effect="frame-matching time saved (same masks)",
-            baseline="brute-force matching of all frame pairs",
-            value=speedup,
-            unit="x",
-            note=f"at {largest} frames; mask F1 {ours:.2f} vs MOG2 {mog2:.2f} / KNN {knn:.2f} on handheld video",
-        ),
-        notes=notes,
-        meta={"size": settings.size, "seed": settings.seed, "config": config, "matching_cost": cost},
-        figures={"matching_cost": _cost_figure(cost)},
-    )

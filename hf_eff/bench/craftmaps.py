@@ -17,7 +17,9 @@ from sklearn.kernel_approximation import PolynomialCountSketch
 from sklearn.preprocessing import MinMaxScaler, Normalizer
 
 from hf_eff import CraftMapsSampler
-from hf_eff.bench import BenchReport, BenchSettings, Headline, benchmark, compare_timings
+from hf_eff.bench.meters import compare_timings
+from hf_eff.bench.registry import BenchSettings, benchmark
+from hf_eff.bench.report import BenchReport, Headline
 from hf_eff.random_features import OnePassClassifier, PolynomialKernel, RandomMaclaurin, TensorSketch
 
 
@@ -139,7 +141,7 @@ def _accuracies(settings: BenchSettings) -> list[dict]:
     size = SIZES[settings.size]
     names, dims = size["acc_datasets"], size["acc_dims"]
     seeds = range(settings.seed, settings.seed + size["acc_seeds"])
-    degree, coef0 = 3, 1.0  # the spec's classification setting
+    degree, coef0 = 3, 1.0  # classification with the inhomogeneous cubic kernel
     rows = []
     for name in names:
         data = DATASETS[name]()
@@ -248,23 +250,50 @@ def run(settings: BenchSettings) -> BenchReport:
     gram_rows: list[dict] = []
     curves: dict = {}
     ratios = _gram_errors(settings, gram_rows, curves)
-    geometric_mean = math.exp(statistics.mean(math.log(r) for r in ratios))
+    geometric_mean = _geometric_mean(ratios)
     compared = [r for r in gram_rows if not isinstance(r["ratio to sklearn"], str)]
-    worst = max(compared, key=lambda r: r["ratio to sklearn"])
     accuracy_rows = _accuracies(settings)
     speed_rows, rates = _throughput(settings)
     speed, speed32 = speed_rows[0][OURS], speed_rows[1][OURS]
-    fast_speed = speed_rows[0][FAST]
-    pure = [r["CRAFTMaps TS->SRHT"] / r[BASELINE] for r in compared]
-    pure_geometric_mean = math.exp(statistics.mean(math.log(r) for r in pure))
-    fast_ratios = [r[FAST] / r[BASELINE] for r in compared]
-    fast_geometric_mean = math.exp(statistics.mean(math.log(r) for r in fast_ratios))
     rows = (
         [{"measurement": "Gram error (lower is better)", **r} for r in gram_rows]
         + [{"measurement": "test accuracy", **r} for r in accuracy_rows]
         + [{"measurement": "throughput vs sklearn (higher is better)", **r} for r in speed_rows]
     )
-    notes = [
+    return BenchReport(
+        method="craftmaps",
+        title="CRAFTMaps: compact random feature maps for polynomial kernels vs scikit-learn",
+        rows=rows,
+        headline=Headline(
+            effect="lower Gram-matrix error (geometric mean)",
+            baseline=f"{BASELINE} at the same output dimension",
+            value=1 / geometric_mean,
+            unit="x",
+            note=f"transform throughput {speed:.2f}x scikit-learn's (float64, one thread each), {speed32:.2f}x in float32",
+        ),
+        notes=_notes(gram_rows, compared, ratios, speed_rows, rates),
+        meta={
+            "size": settings.size,
+            "seed": settings.seed,
+            "up_factor": "D = 4E",
+            **SIZES[settings.size],
+            "torch_threads": torch.get_num_threads(),
+        },
+        figures={"gram_error_vs_dimension": _figure(curves)},
+    )
+
+
+def _geometric_mean(values) -> float:
+    return math.exp(statistics.mean(math.log(v) for v in values))
+
+
+def _notes(gram_rows: list[dict], compared: list[dict], ratios: list[float], speed_rows, rates) -> list[str]:
+    geometric_mean = _geometric_mean(ratios)
+    worst = max(compared, key=lambda r: r["ratio to sklearn"])
+    speed, speed32, fast_speed = speed_rows[0][OURS], speed_rows[1][OURS], speed_rows[0][FAST]
+    pure_geometric_mean = _geometric_mean(r["CRAFTMaps TS->SRHT"] / r[BASELINE] for r in compared)
+    fast_geometric_mean = _geometric_mean(r[FAST] / r[BASELINE] for r in compared)
+    return [
         f"Gram error of {OURS} / {BASELINE}: geometric mean {geometric_mean:.3f} over the {len(ratios)} settings "
         f"(datasets x kernels x E) where E is below the explicit feature dimension (d + [coef0 > 0])^degree; "
         f"{len(gram_rows) - len(ratios)} settings where the explicit map fits in E are listed but left out: there "
@@ -289,24 +318,3 @@ def run(settings: BenchSettings) -> BenchReport:
         "Errors are means over seeds; each seed draws a new random map for every method. Preprocessing: "
         "MinMaxScaler then Normalizer (l2), as in scikit-learn's polynomial-sketch example.",
     ]
-    return BenchReport(
-        method="craftmaps",
-        title="CRAFTMaps: compact random feature maps for polynomial kernels vs scikit-learn",
-        rows=rows,
-        headline=Headline(
-            effect="lower Gram-matrix error (geometric mean)",
-            baseline=f"{BASELINE} at the same output dimension",
-            value=1 / geometric_mean,
-            unit="x",
-            note=f"transform throughput {speed:.2f}x scikit-learn's (float64, one thread each), {speed32:.2f}x in float32",
-        ),
-        notes=notes,
-        meta={
-            "size": settings.size,
-            "seed": settings.seed,
-            "up_factor": "D = 4E",
-            **SIZES[settings.size],
-            "torch_threads": torch.get_num_threads(),
-        },
-        figures={"gram_error_vs_dimension": _figure(curves)},
-    )

@@ -46,7 +46,7 @@ class Benchmark:
 
 
 _BENCHMARKS: dict[str, Benchmark] = {}
-_NON_BENCHMARK_MODULES = {"registry", "report", "meters", "runner"}
+_NON_BENCHMARK_MODULES = {"registry", "report", "meters", "runner", "training"}
 
 
 def benchmark(name: str, summary: str) -> Callable[[BenchFn], BenchFn]:

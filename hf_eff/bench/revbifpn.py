@@ -15,16 +15,10 @@ from collections.abc import Callable, Iterator
 import torch
 from torch.utils.checkpoint import checkpoint
 
-from hf_eff import RevBiFPNConfig, RevBiFPNForImageClassification
-from hf_eff.bench import (
-    BenchReport,
-    BenchSettings,
-    Headline,
-    PeakRSSMeter,
-    SavedTensorsMeter,
-    benchmark,
-    compare_timings,
-)
+from hf_eff.bench.meters import PeakRSSMeter, SavedTensorsMeter, compare_timings
+from hf_eff.bench.registry import BenchSettings, benchmark
+from hf_eff.bench.report import BenchReport, Headline
+from hf_eff.models.revbifpn import RevBiFPNConfig, RevBiFPNForImageClassification
 
 
 MODES = ("storing", "reversible", "checkpoint")
@@ -148,67 +142,80 @@ def _figure(rows: list[dict], depth_rows: list[dict]):
     return fig
 
 
-@benchmark("revbifpn", summary="training memory of reversible vs activation-storing RevBiFPN (and checkpointing)")
-def run(settings: BenchSettings) -> BenchReport:
-    quick = settings.quick
-    batch = 2
-    grid = (
-        {"s0": (128, 224)} if quick else {"s0": (128, 224, 320), "s1": (128, 256), "s2": (128, 256), "s3": (128, 288)}
-    )
-    depth_resolution, depths = (128, (0, 2, 4)) if quick else (224, (0, 1, 2, 4, 6))
-    timed = [("s0", 224, 2)] if quick else [("s0", 224, 4), ("s3", 288, 2)]
-    repeats = 3 if quick else 5
+QUICK = {
+    "grid": {"s0": (128, 224)},
+    "depth_resolution": 128,
+    "depths": (0, 2, 4),
+    "timed": (("s0", 224, 2),),
+    "repeats": 3,
+}
+FULL = {
+    "grid": {"s0": (128, 224, 320), "s1": (128, 256), "s2": (128, 256), "s3": (128, 288)},
+    "depth_resolution": 224,
+    "depths": (0, 1, 2, 4, 6),
+    "timed": (("s0", 224, 4), ("s3", 288, 2)),
+    "repeats": 5,
+}
+MEMORY_BATCH = 2
 
-    rows, depth_rows, timings = [], [], {}
-    with _single_thread():
-        for variant, resolutions in grid.items():
-            model = _model(variant, settings.seed)
-            for resolution in resolutions:
-                row = {"variant": variant, "resolution": resolution, "batch": batch}
-                measured = {mode: saved_bytes(model, mode, batch, resolution, settings.seed) for mode in MODES}
-                for mode in MODES:
-                    row[f"{mode}_MiB"] = _mb(measured[mode])
-                row["ratio_vs_storing"] = round(measured["storing"] / measured["reversible"], 1)
-                row["ratio_vs_checkpoint"] = round(measured["checkpoint"] / measured["reversible"], 1)
-                official = OFFICIAL.get(f"{variant}@{resolution}")
-                row["official_ratio"] = official if official is not None else ""
-                if not quick or resolution == max(resolutions):
-                    rss = {mode: peak_rss(model, mode, batch, resolution, settings.seed) for mode in MODES}
-                    row["peak_rss_storing_MiB"] = _mb(rss["storing"])
-                    row["peak_rss_reversible_MiB"] = _mb(rss["reversible"])
-                rows.append(row)
-            del model
-        for extra in depths:
-            model = _model("s0", settings.seed, num_extra_silos=extra)
-            measured = {mode: saved_bytes(model, mode, batch, depth_resolution, settings.seed) for mode in MODES}
-            depth_rows.append(
-                {"silos": 3 + extra, "resolution": depth_resolution, **{f"{m}_MiB": _mb(measured[m]) for m in MODES}}
-            )
-        for variant, resolution, tbatch in timed:
-            model = _model(variant, settings.seed)
-            x, y = _inputs(tbatch, resolution, settings.seed)
-            steps = {mode: _loss_fn(model, mode) for mode in MODES}
 
-            def step(mode, model=model, steps=steps, x=x, y=y):
-                def go():
-                    _loss_fn(model, mode)  # sets the model's mode (cheap)
-                    steps[mode](x, y).backward()
+def _memory_rows(grid: dict, seed: int, quick: bool) -> list[dict]:
+    """Bytes saved for backward per mode at every (variant, resolution) of the grid; peak RSS where affordable."""
+    rows = []
+    for variant, resolutions in grid.items():
+        model = _model(variant, seed)
+        for resolution in resolutions:
+            row = {"variant": variant, "resolution": resolution, "batch": MEMORY_BATCH}
+            measured = {mode: saved_bytes(model, mode, MEMORY_BATCH, resolution, seed) for mode in MODES}
+            for mode in MODES:
+                row[f"{mode}_MiB"] = _mb(measured[mode])
+            row["ratio_vs_storing"] = round(measured["storing"] / measured["reversible"], 1)
+            row["ratio_vs_checkpoint"] = round(measured["checkpoint"] / measured["reversible"], 1)
+            official = OFFICIAL.get(f"{variant}@{resolution}")
+            row["official_ratio"] = official if official is not None else ""
+            if not quick or resolution == max(resolutions):
+                rss = {mode: peak_rss(model, mode, MEMORY_BATCH, resolution, seed) for mode in MODES}
+                row["peak_rss_storing_MiB"] = _mb(rss["storing"])
+                row["peak_rss_reversible_MiB"] = _mb(rss["reversible"])
+            rows.append(row)
+        del model
+    return rows
 
-                return go
 
-            result = compare_timings({mode: step(mode) for mode in MODES}, "storing", repeats=repeats, warmup=1)
-            timings[f"{variant}@{resolution}"] = {mode: result[mode].ratio for mode in MODES}
-            del model
+def _depth_rows(depths: tuple[int, ...], resolution: int, seed: int) -> list[dict]:
+    """Saved bytes of RevBiFPN-S0 with extra RevSilos: reversible memory should not grow with depth."""
+    rows = []
+    for extra in depths:
+        model = _model("s0", seed, num_extra_silos=extra)
+        measured = {mode: saved_bytes(model, mode, MEMORY_BATCH, resolution, seed) for mode in MODES}
+        rows.append({"silos": 3 + extra, "resolution": resolution, **{f"{m}_MiB": _mb(measured[m]) for m in MODES}})
+    return rows
 
-    for row in rows:
-        key = f"{row['variant']}@{row['resolution']}"
-        if key in timings:
-            row["step_time_reversible_x"] = round(timings[key]["reversible"], 3)
-            row["step_time_checkpoint_x"] = round(timings[key]["checkpoint"], 3)
-    headline_row = next(r for r in rows if r["variant"] == "s0" and r["resolution"] == 224)
-    first_time = next(iter(timings))
+
+def _step_time_ratios(timed, seed: int, repeats: int) -> dict[str, dict[str, float]]:
+    """``"variant@resolution"`` -> training step time of each mode over storing's (interleaved, one thread)."""
+    ratios = {}
+    for variant, resolution, batch in timed:
+        model = _model(variant, seed)
+        x, y = _inputs(batch, resolution, seed)
+        steps = {mode: _loss_fn(model, mode) for mode in MODES}
+
+        def step(mode, model=model, steps=steps, x=x, y=y):
+            def go():
+                _loss_fn(model, mode)  # sets the model's mode (cheap)
+                steps[mode](x, y).backward()
+
+            return go
+
+        result = compare_timings({mode: step(mode) for mode in MODES}, "storing", repeats=repeats, warmup=1)
+        ratios[f"{variant}@{resolution}"] = {mode: result[mode].ratio for mode in MODES}
+        del model
+    return ratios
+
+
+def _notes(depth_rows: list[dict], timings: dict, timed) -> list[str]:
     flat = len({r["reversible_MiB"] for r in depth_rows}) == 1
-    notes = [
+    return [
         "Memory: bytes saved for backward in one training forward (batch 2, parameters excluded); 'checkpoint' is "
         "torch.utils.checkpoint (non-reentrant) around every reversible op and around neck + head of the same network.",
         "Reversible mode stores the four final feature maps of the reversible body; the neck and the classification "
@@ -226,6 +233,22 @@ def run(settings: BenchSettings) -> BenchReport:
         "saved-bytes ratio.",
         "Timings are from a shared, loaded CPU: ratios are meaningful, absolute times are not reported.",
     ]
+
+
+@benchmark("revbifpn", summary="training memory of reversible vs activation-storing RevBiFPN (and checkpointing)")
+def run(settings: BenchSettings) -> BenchReport:
+    config = QUICK if settings.quick else FULL
+    with _single_thread():
+        rows = _memory_rows(config["grid"], settings.seed, settings.quick)
+        depth_rows = _depth_rows(config["depths"], config["depth_resolution"], settings.seed)
+        timings = _step_time_ratios(config["timed"], settings.seed, config["repeats"])
+    for row in rows:
+        key = f"{row['variant']}@{row['resolution']}"
+        if key in timings:
+            row["step_time_reversible_x"] = round(timings[key]["reversible"], 3)
+            row["step_time_checkpoint_x"] = round(timings[key]["checkpoint"], 3)
+    headline_row = next(r for r in rows if r["variant"] == "s0" and r["resolution"] == 224)
+    first_time = next(iter(timings))
     return BenchReport(
         method="revbifpn",
         title="RevBiFPN: training memory, reversible vs storing activations vs checkpointing",
@@ -237,15 +260,15 @@ def run(settings: BenchSettings) -> BenchReport:
             unit="x",
             note=f"step time {timings[first_time]['reversible']:.2f}x at {first_time}",
         ),
-        notes=notes,
+        notes=_notes(depth_rows, timings, config["timed"]),
         meta={
             "size": settings.size,
             "seed": settings.seed,
-            "batch_memory": batch,
-            "grid": {k: list(v) for k, v in grid.items()},
-            "depths_extra_silos": list(depths),
-            "timed": [list(t) for t in timed],
-            "repeats": repeats,
+            "batch_memory": MEMORY_BATCH,
+            "grid": {k: list(v) for k, v in config["grid"].items()},
+            "depths_extra_silos": list(config["depths"]),
+            "timed": [list(t) for t in config["timed"]],
+            "repeats": config["repeats"],
             "torch_threads_used": 1,
             "official": OFFICIAL,
             "ratio_headline_isfinite": math.isfinite(headline_row["ratio_vs_storing"]),

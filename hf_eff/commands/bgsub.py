@@ -3,10 +3,10 @@
 import argparse
 from pathlib import Path
 
+from hf_eff.commands import add_common_arguments, arguments_checked
+
 
 def add_parser(subparsers) -> None:
-    from hf_eff.cli import add_common_arguments
-
     parser = subparsers.add_parser(
         "bgsub",
         help="extract the foreground object(s) of a video, given a second video of the same scene without them",
@@ -36,7 +36,10 @@ def add_parser(subparsers) -> None:
     )
     parser.add_argument("--working_size", type=int, default=320, help="longer side used for processing (default 320)")
     parser.add_argument(
-        "--threshold", default="auto", help="difference threshold in 0-255 Lab units, or 'auto' (default)"
+        "--threshold",
+        type=_threshold,
+        default="auto",
+        help="difference threshold in 0-255 Lab units, or 'auto' (default)",
     )
     parser.add_argument("--no_progress", action="store_true", help="do not show progress bars")
     add_common_arguments(parser, "hf_eff_bgsub")
@@ -49,7 +52,7 @@ def _threshold(value: str) -> float | str:
     try:
         return float(value)
     except ValueError:
-        raise ValueError(f"--threshold must be a number or 'auto', got {value!r}") from None
+        raise argparse.ArgumentTypeError(f"must be a number or 'auto', got {value!r}") from None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -59,12 +62,13 @@ def run(args: argparse.Namespace) -> int:
     from hf_eff.video._opencv import require_cv2
 
     require_cv2().setRNGSeed(args.seed)  # RANSAC draws from OpenCV's global generator
-    subtractor = BackgroundSubtractor(
-        matching=args.matching,
-        verify_window=args.verify_window,
-        working_size=args.working_size,
-        threshold=_threshold(args.threshold),
-    )
+    with arguments_checked():
+        subtractor = BackgroundSubtractor(
+            matching=args.matching,
+            verify_window=args.verify_window,
+            working_size=args.working_size,
+            threshold=args.threshold,
+        )
     output = args.output or args.output_dir / "foreground.mp4"
     result = subtractor(
         str(args.foreground_video),

@@ -2,7 +2,7 @@
 
 import argparse
 
-from hf_eff.cli import UsageError, add_common_arguments
+from hf_eff.commands import UsageError, add_common_arguments, arguments_checked
 
 
 def add_parser(subparsers) -> None:
@@ -39,34 +39,42 @@ def add_parser(subparsers) -> None:
 def _run(args: argparse.Namespace) -> int:
     import json
 
-    from hf_eff.sparsity.config import SparsityConfig
-    from hf_eff.sparsity.recipe import TrainSchedule, default_lora_config, model_config_from, run_spdf
+    arguments = _recipe_arguments(args)  # checked before the heavy imports: a typo fails fast
+    from hf_eff.sparsity.recipe import run_spdf
 
-    if args.seq_len < 2:
-        raise UsageError(f"--seq_len must be >= 2, got {args.seq_len}")
-    sparsity = SparsityConfig(sparsity=args.sparsity, distribution=args.distribution, seed=args.seed)
-    result = run_spdf(
-        model_config=model_config_from(args.model_config, args.seq_len),
-        pretrain_dataset=args.pretrain_dataset,
-        finetune_dataset=args.finetune_dataset,
-        sparsity_config=sparsity,
-        pretrain=TrainSchedule(args.pretrain_steps, args.pretrain_lr, args.batch_size),
-        finetune=TrainSchedule(
-            args.finetune_steps,
-            args.finetune_lr,
-            args.batch_size,
-            args.finetune_warmup,
-            weight_decay=0.01,
-            adam_beta2=0.999,
-        ),
-        seq_len=args.seq_len,
-        output_dir=str(args.output_dir),
-        seed=args.seed,
-        peft_config=default_lora_config() if args.lora else None,
-        max_chars=args.max_chars,
-        use_cpu=args.cpu,
-    )
+    result = run_spdf(**arguments)
     args.output_dir.mkdir(parents=True, exist_ok=True)
     (args.output_dir / "results.json").write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
     return 0
+
+
+def _recipe_arguments(args: argparse.Namespace) -> dict:
+    """``run_spdf``'s keyword arguments from the command line; a value the library refuses is a bad argument."""
+    if args.seq_len < 2:
+        raise UsageError(f"--seq_len must be >= 2, got {args.seq_len}")
+    from hf_eff.sparsity.config import SparsityConfig
+    from hf_eff.sparsity.recipe import TrainSchedule, default_lora_config, model_config_from
+
+    with arguments_checked():
+        return {
+            "model_config": model_config_from(args.model_config, args.seq_len),
+            "pretrain_dataset": args.pretrain_dataset,
+            "finetune_dataset": args.finetune_dataset,
+            "sparsity_config": SparsityConfig(sparsity=args.sparsity, distribution=args.distribution, seed=args.seed),
+            "pretrain": TrainSchedule(args.pretrain_steps, args.pretrain_lr, args.batch_size),
+            "finetune": TrainSchedule(
+                args.finetune_steps,
+                args.finetune_lr,
+                args.batch_size,
+                args.finetune_warmup,
+                weight_decay=0.01,
+                adam_beta2=0.999,
+            ),
+            "seq_len": args.seq_len,
+            "output_dir": str(args.output_dir),
+            "seed": args.seed,
+            "peft_config": default_lora_config() if args.lora else None,
+            "max_chars": args.max_chars,
+            "use_cpu": args.cpu,
+        }

@@ -18,7 +18,7 @@ from hf_eff.random_features.tensor_sketch import TensorSketch
 
 UP_PROJECTIONS = ("auto", "ts", "rm")
 DOWN_PROJECTIONS = ("srht", "gaussian")
-DEFAULT_UP_FACTOR = 4  # D = 4E: the spec's miniature runs get most of the gain at D = 4E to 8E
+DEFAULT_UP_FACTOR = 4  # D = 4E: miniature runs get most of the gain at D = 4E to 8E
 
 
 def default_up_dimension(n_components: int) -> int:

@@ -9,7 +9,7 @@ sum_n a_n <x, y>^n. Two choices reduce the variance:
   features [sqrt(a_0), sqrt(a_1) x] and samples only degrees >= 2 for the remaining features.
 
 Degrees are drawn from K&K's geometric law P[N = n] ∝ 2^-(n + 1), restricted to the degrees that carry weight
-(a_n > 0, and n >= 2 with h01) and renormalised: the spec's [D] reading of the truncated law.
+(a_n > 0, and n >= 2 with h01) and renormalised: hf_eff's reading of the truncated law.
 """
 
 import math

@@ -21,7 +21,7 @@ CODES = ("ovr", "random")
 
 
 def default_code_size(num_classes: int) -> int:
-    """ceil(10 log2 K) for random codes (the spec's lower end), never fewer than K."""
+    """ceil(10 log2 K) for random codes (the lower end of the usual range), never fewer than K."""
     return max(num_classes, math.ceil(10 * math.log2(num_classes)))
 
 

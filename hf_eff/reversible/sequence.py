@@ -6,7 +6,7 @@ outputs; backward walks the ops in reverse, reconstructing each op's inputs from
 transforms once. An optional non-invertible ``tail`` (e.g. a feature-pyramid neck or a classification head) is
 recomputed from those saved outputs, checkpoint-style, so its activations are not stored either.
 
-Design choices (see ``specs/revbifpn.md`` §2.6 and §4):
+Design choices:
 
 - **Gradients are returned, not written.** Every trainable parameter is an input of the Function and its
   gradient is returned from ``backward``; nothing calls ``.backward()`` re-entrantly or writes ``p.grad``. So

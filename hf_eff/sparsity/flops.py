@@ -1,4 +1,4 @@
-"""Analytic training FLOPs of decoder-only transformers, dense and with SPDF's static sparsity (spec §2.8).
+"""Analytic training FLOPs of decoder-only transformers, dense and with SPDF's static sparsity.
 
 Per token and forward pass, at 2 FLOPs per multiply-accumulate:
 
@@ -127,11 +127,8 @@ def training_flops(config: Any, sparsity: float, tokens: int, seq_len: int) -> T
         raise ValueError(f"sparsity must be a number in [0, 1), got {sparsity!r}")
     if not 0.0 <= sparsity < 1.0:
         raise ValueError(f"sparsity must be in [0, 1), got {sparsity}")
-    for name, value in (("tokens", tokens), ("seq_len", seq_len)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < (0 if name == "tokens" else 1):
-            raise ValueError(
-                f"{name} must be a {'non-negative' if name == 'tokens' else 'positive'} int, got {value!r}"
-            )
+    tokens = _whole_number("tokens", tokens, minimum=0)
+    seq_len = _whole_number("seq_len", seq_len, minimum=1)
     shape = DecoderShape.from_config(config)
     return TrainingFlops(
         sparsity=float(sparsity),
@@ -141,3 +138,15 @@ def training_flops(config: Any, sparsity: float, tokens: int, seq_len: int) -> T
         attention_forward_per_token=4.0 * seq_len * shape.hidden_size * shape.num_layers,
         lm_head_forward_per_token=2.0 * shape.hidden_size * shape.vocab_size,
     )
+
+
+def _whole_number(name: str, value: Any, minimum: int) -> int:
+    """``value`` as an int; an integral float is accepted because ``26e9`` is how token budgets are written."""
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        kind = "non-negative" if minimum == 0 else "positive"
+        raise ValueError(
+            f"{name} must be a {kind} whole number (an int, or an integral float like 26e9), got {value!r}"
+        )
+    return value

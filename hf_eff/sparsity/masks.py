@@ -1,6 +1,6 @@
 """Static random unstructured masks and the manager that keeps masked weights at exactly zero.
 
-One training step with a :class:`StaticMaskManager` attached (spec §2.5):
+One training step with a :class:`StaticMaskManager` attached:
 
 1. backward: a tensor hook on every sparse parameter replaces the gradient's masked entries by 0 (with
    ``torch.where``, so a NaN/Inf in a dead position cannot leak), before gradient clipping sees it;

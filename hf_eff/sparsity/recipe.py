@@ -29,7 +29,7 @@ from hf_eff.sparsity.trainers import DenseFinetuneTrainer, SparsePretrainer
 
 @dataclass
 class TrainSchedule:
-    """Optimizer settings of one phase; defaults follow the ModelZoo GPT-3 sparse pre-training recipe (spec §2.6):
+    """Optimizer settings of one phase; defaults follow the ModelZoo GPT-3 sparse pre-training recipe:
     AdamW (0.9, 0.95), weight decay 0.1, clip 1.0, linear warm-up then cosine decay."""
 
     steps: int

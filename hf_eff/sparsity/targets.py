@@ -1,7 +1,7 @@
 """Which weights SPDF sparsifies, per architecture.
 
 The paper sparsifies the attention Q, K, V and output projections and both MLP matrices of every transformer
-block; embeddings (and the tied LM head), position embeddings, norms and biases stay dense (spec §2.2, from the
+block; embeddings (and the tied LM head), position embeddings, norms and biases stay dense (from the
 Cerebras ModelZoo ``param_filter``). The table below names those matrices for the decoder families of
 transformers. Names are matched, not module types, because GPT-2 stores them as fused, transposed ``Conv1D``.
 """

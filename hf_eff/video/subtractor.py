@@ -14,7 +14,7 @@ videos may differ in resolution but must have the same aspect ratio (within 2%):
 foreground's working size. If either video is grayscale, differencing uses lightness only.
 
 Reference: Hamid et al., "Fast Approximate Matching of Cell-Phone Videos for Robust Background Subtraction",
-arXiv 1404.5351. Which parts follow the paper and which are reconstructions: ``specs/background_subtraction.md``.
+arXiv 1404.5351. Parts the paper leaves open are hf_eff's reconstructions, marked as such where they are defined.
 """
 
 import contextlib

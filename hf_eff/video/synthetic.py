@@ -15,7 +15,7 @@ The scene has three depths, so that a single homography cannot explain a whole f
 - the **object** (a bottle-shaped cut-out of a real photo) present only in the foreground pass; it moves by
   ``object_parallax`` of the canvas motion, like an object the operator keeps in view while walking past it.
 
-Recipe: ``/work/shared/DATA.md`` §F.1 (camera path, shake, time warp, parallax, photometric nuisances). The images
+Each clip combines a camera path, shake, a time warp, parallax and photometric nuisances. The images
 (astronaut, coffee, chelsea, rocket, brick, grass, gravel, camera) are in the scikit-image wheel; nothing is
 downloaded.
 """

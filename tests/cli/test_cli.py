@@ -1,5 +1,13 @@
+"""``hf-eff``: exit codes and one-line errors, checked in a subprocess under both ways of starting it.
+
+In-process calls of ``main`` cannot catch a class of bug that only shows when ``hf_eff.cli`` runs as ``__main__``
+(a second copy of the module, hence of its exception classes), so the exit-code tests start real processes.
+"""
+
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -7,39 +15,68 @@ from hf_eff import __version__
 from hf_eff.cli import main
 
 
-def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "hf_eff.cli", *args], capture_output=True, text=True, timeout=300)
+def _console_script() -> list[str]:
+    installed = Path(sys.executable).with_name("hf-eff")
+    script = str(installed) if installed.exists() else shutil.which("hf-eff")
+    assert script, "the hf-eff console script is not installed (pip install -e .)"
+    return [script]
 
 
-def test_help_lists_the_main_commands():
-    result = run_cli("--help")
-    assert result.returncode == 0
-    assert "tour" in result.stdout and "bench" in result.stdout
+LAUNCHERS = {"python -m hf_eff.cli": lambda: [sys.executable, "-m", "hf_eff.cli"], "hf-eff": _console_script}
 
 
-def test_version(capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        main(["--version"])
-    assert exit_info.value.code == 0
-    assert __version__ in capsys.readouterr().out
+def run_cli(*args: str, launcher: str = "python -m hf_eff.cli", timeout: int = 300) -> subprocess.CompletedProcess:
+    command = [*LAUNCHERS[launcher](), *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout)
 
 
+def assert_one_line_error(result: subprocess.CompletedProcess, code: int, message: str) -> None:
+    assert result.returncode == code, (result.returncode, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert message in lines[0]
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("launcher", LAUNCHERS)
+def test_help_lists_every_discovered_command(launcher):
+    result = run_cli("--help", launcher=launcher)
+    assert result.returncode == 0, result.stderr
+    for command in ("tour", "bench", "spdf", "bgsub"):
+        assert command in result.stdout
+
+
+@pytest.mark.parametrize("launcher", LAUNCHERS)
+def test_version(launcher):
+    result = run_cli("--version", launcher=launcher)
+    assert result.returncode == 0 and result.stdout.strip() == f"hf-eff {__version__}"
+
+
+@pytest.mark.parametrize("launcher", LAUNCHERS)
 @pytest.mark.parametrize(
     "args, message",
     [
         (["no-such-command"], "invalid choice"),
         (["tour", "--seed", "x"], "invalid int value"),
-        (["bench", "no-such-method"], "unknown method 'no-such-method'"),
         (["bench"], "required"),
+        (["spdf", "--seq_len", "1"], "--seq_len must be >= 2"),  # a UsageError raised by the command itself
+        (["bgsub", "fg.mp4", "bg.mp4", "--threshold", "high"], "--threshold: must be a number or 'auto'"),
     ],
 )
-def test_bad_arguments_give_one_line_and_exit_code_2(args, message):
-    result = run_cli(*args)
-    assert result.returncode == 2
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert message in lines[0]
-    assert "Traceback" not in result.stderr
+def test_bad_arguments_give_one_line_and_exit_code_2(args, message, launcher):
+    assert_one_line_error(run_cli(*args, launcher=launcher), 2, message)
+
+
+def test_an_unknown_benchmark_is_a_bad_argument():  # one launcher: it imports every benchmark (slow to start)
+    result = run_cli("bench", "no-such-method", launcher="hf-eff")
+    assert_one_line_error(result, 2, "unknown method 'no-such-method'")
+
+
+@pytest.mark.parametrize("launcher", LAUNCHERS)
+def test_a_failure_while_running_gives_one_line_and_exit_code_1(launcher, tmp_path):
+    missing = tmp_path / "missing.mp4"
+    result = run_cli("bgsub", str(missing), str(missing), "--output_dir", str(tmp_path), launcher=launcher)
+    assert_one_line_error(result, 1, "no such video file")
 
 
 def test_bench_list_names_every_registered_benchmark(capsys):
@@ -64,7 +101,7 @@ def test_tour_runs_every_landed_method_without_failures(tmp_path):
 
     from hf_eff.bench import available_benchmarks
 
-    result = run_cli("tour", "--output_dir", str(tmp_path))
+    result = run_cli("tour", "--output_dir", str(tmp_path), timeout=1800)  # every quick benchmark, one after another
     assert result.returncode == 0, result.stderr[-2000:]
     rows = json.loads((tmp_path / "tour.json").read_text())
     assert [row["method"] for row in rows] == list(available_benchmarks())

@@ -63,12 +63,23 @@ def test_gated_mlp_and_grouped_query_attention_are_counted():
         ({"sparsity": float("nan")}, "sparsity"),
         ({"tokens": -1}, "tokens"),
         ({"seq_len": 0}, "seq_len"),
+        ({"tokens": 2.5}, "tokens must be a non-negative whole number"),
+        ({"tokens": float("inf")}, "tokens"),
+        ({"seq_len": 16.5}, "seq_len must be a positive whole number"),
+        ({"tokens": True}, "tokens"),
     ],
 )
 def test_bad_arguments_raise(kwargs, match):
     values = {"sparsity": 0.5, "tokens": 100, "seq_len": 16, **kwargs}
     with pytest.raises(ValueError, match=match):
         training_flops(GPT2_SMALL, **values)
+
+
+def test_token_budgets_written_as_integral_floats_are_accepted():
+    from_float = training_flops(GPT2_SMALL, 0.75, tokens=26e9, seq_len=2048.0)
+    from_int = training_flops(GPT2_SMALL, 0.75, tokens=26_000_000_000, seq_len=2048)
+    assert from_float == from_int
+    assert isinstance(from_float.tokens, int) and isinstance(from_float.seq_len, int)
 
 
 def test_config_without_sizes_raises():

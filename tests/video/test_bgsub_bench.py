@@ -1,4 +1,4 @@
-"""The quick benchmark runs end to end and reports the comparisons the issue asks for (slow: ~30 s)."""
+"""The quick benchmark runs end to end and reports its comparisons (slow: ~30 s)."""
 
 import pytest
 

@@ -1,6 +1,8 @@
 """``hf-eff bgsub``: runs on two files, writes the outputs, one-line errors."""
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 
@@ -38,10 +40,20 @@ def test_bgsub_command_writes_object_video_masks_and_summary(tmp_path, small_pai
     assert "12 frames matched" in capsys.readouterr().out
 
 
-def test_bgsub_command_reports_bad_input_in_one_line(tmp_path, capsys):
-    assert main(["bgsub", str(tmp_path / "nope.mp4"), str(tmp_path / "bg.mp4")]) == 1
-    err = capsys.readouterr().err.strip()
+def _bgsub(*args: str) -> tuple[int, str]:
+    command = [sys.executable, "-m", "hf_eff.cli", "bgsub", *args]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    return result.returncode, result.stderr.strip()
+
+
+def test_bgsub_command_reports_errors_in_one_line_with_the_promised_exit_code(tmp_path):
+    code, err = _bgsub(str(tmp_path / "nope.mp4"), str(tmp_path / "bg.mp4"), "--output_dir", str(tmp_path))
+    assert code == 1  # the run failed: a file could not be read
     assert err.startswith("hf-eff bgsub: error: foreground video: no such video file") and "\n" not in err
     video = write_video(tmp_path / "v.mkv", np.zeros((2, 16, 16, 3), np.uint8))
-    assert main(["bgsub", str(video), str(video), "--threshold", "high", "--output_dir", str(tmp_path)]) == 1
-    assert "--threshold must be a number or 'auto'" in capsys.readouterr().err
+    for bad_argument, message in (
+        (["--threshold", "high"], "--threshold: must be a number or 'auto'"),
+        (["--verify_window", "-1"], "verify_window must be an int >= 0"),
+    ):
+        code, err = _bgsub(str(video), str(video), *bad_argument, "--output_dir", str(tmp_path))
+        assert code == 2 and message in err and "\n" not in err, (code, err)

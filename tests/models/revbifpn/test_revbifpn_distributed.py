@@ -4,7 +4,7 @@ import pytest
 import torch
 
 
-def _train_on_rank():
+def _train_on_rank(output_dir: str):
     import numpy as np
     from datasets import Dataset
     from transformers import Trainer, TrainingArguments
@@ -21,7 +21,7 @@ def _train_on_rank():
     images = rng.normal(size=(8, 3, 16, 16)).astype("float32")
     data = Dataset.from_dict({"pixel_values": images.tolist(), "labels": rng.integers(0, 3, 8).tolist()})
     args = TrainingArguments(
-        output_dir="/tmp/hf_eff_revbifpn_ddp", per_device_train_batch_size=2, max_steps=2, learning_rate=0.05,
+        output_dir=output_dir, per_device_train_batch_size=2, max_steps=2, learning_rate=0.05,
         report_to="none", use_cpu=True, save_strategy="no", disable_tqdm=True, seed=0,
     )  # fmt: skip
     trainer = Trainer(model=model, args=args, train_dataset=data.with_format("torch"))
@@ -31,10 +31,10 @@ def _train_on_rank():
 
 
 @pytest.mark.multiprocess
-def test_trainer_ddp_keeps_ranks_identical():
+def test_trainer_ddp_keeps_ranks_identical(tmp_path):
     from hf_eff.testing import run_distributed
 
-    (wrapper0, state0), (wrapper1, state1) = run_distributed(_train_on_rank, world_size=2)
+    (wrapper0, state0), (wrapper1, state1) = run_distributed(_train_on_rank, str(tmp_path), world_size=2)
     assert wrapper0 == wrapper1 == "DistributedDataParallel"
     initial = _initial_state()
     changed = [k for k in state0 if k.endswith("weight") and not torch.equal(state0[k], initial[k])]

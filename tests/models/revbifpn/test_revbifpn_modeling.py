@@ -22,7 +22,7 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
-GOLDEN_PARAMETERS = {  # official `thop` self-check, 1000 classes (specs/revbifpn.md §2.5)
+GOLDEN_PARAMETERS = {  # official `thop` self-check, 1000 classes
     "s0": 3_419_196,
     "s1": 5_112_300,
     "s2": 10_576_528,

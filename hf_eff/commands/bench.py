@@ -1,0 +1,27 @@
+"""``hf-eff bench METHOD|all|list [--quick]``: one method's benchmark against its baseline in the same run."""
+
+import argparse
+
+from hf_eff.commands import add_common_arguments, arguments_checked
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser("bench", help="benchmark one method (or 'all') against its baseline")
+    parser.add_argument("method", help="a method name, 'all', or 'list' to see the available ones")
+    parser.add_argument("--quick", action="store_true", help="small settings (what CI and the tour run)")
+    add_common_arguments(parser, "hf_eff_bench")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from hf_eff.bench.registry import available_benchmarks
+    from hf_eff.bench.runner import run_benchmarks, select_benchmarks
+
+    if args.method == "list":
+        for name, bench in available_benchmarks().items():
+            print(f"{name:12s} {bench.summary}")
+        return 0
+    with arguments_checked():
+        select_benchmarks(args.method)
+    run_benchmarks(args.method, quick=args.quick, seed=args.seed, output_dir=args.output_dir)
+    return 0
