@@ -20,8 +20,7 @@ interleaved, repeated). A personalisation run learns the rates against a small c
 """
 
 import statistics
-import tempfile
-import time
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -29,6 +28,7 @@ import torch
 from torch import nn
 
 from hf_eff.bench import BenchReport, BenchSettings, Headline, benchmark, compare_timings
+from hf_eff.bench.training import DigitsMLP, InMemoryExamples, evaluate, train_once
 
 
 NOISE_SETTINGS = {  # name -> (rate, kind)
@@ -45,18 +45,6 @@ INSTANCE_LR: dict[str, Any] = {}  # the library defaults
 TARGET_CLASSES, META_PER_CLASS = (0, 1, 2), 20
 
 
-class DigitsMLP(nn.Module):
-    def __init__(self, hidden: int = 128, classes: int = 10):
-        super().__init__()
-        self.net = nn.Sequential(
-            nn.Flatten(), nn.Linear(64, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, classes)
-        )  # fmt: skip
-
-    def forward(self, pixel_values, labels=None):
-        logits = self.net(pixel_values)
-        return {"loss": None if labels is None else nn.functional.cross_entropy(logits, labels), "logits": logits}
-
-
 class DigitsCNN(nn.Module):
     def __init__(self, classes: int = 10):
         super().__init__()
@@ -71,20 +59,14 @@ class DigitsCNN(nn.Module):
         return {"loss": None if labels is None else nn.functional.cross_entropy(logits, labels), "logits": logits}
 
 
-ARCHS = {"mlp": DigitsMLP, "cnn": DigitsCNN}
+ARCHS = {"mlp": partial(DigitsMLP, hidden=128), "cnn": DigitsCNN}
 
 
-class IndexedExamples(torch.utils.data.Dataset):
+class IndexedExamples(InMemoryExamples):
     """In-memory ``{"pixel_values", "labels", "sample_idx"}`` rows (fast to index, unlike Arrow rows)."""
 
-    def __init__(self, pixel_values: torch.Tensor, labels: torch.Tensor):
-        self.pixel_values, self.labels = pixel_values, labels
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
     def __getitem__(self, index: int) -> dict[str, Any]:
-        return {"pixel_values": self.pixel_values[index], "labels": self.labels[index], "sample_idx": index}
+        return {**super().__getitem__(index), "sample_idx": index}
 
 
 def corrupt_labels(labels: np.ndarray, rate: float, kind: str, seed: int) -> np.ndarray:
@@ -103,10 +85,8 @@ def load_digits(seed: int):
     from hf_eff.data import load_image_dataset
 
     data = load_image_dataset("digits", seed=seed).with_format("torch")
-    return (
-        (data["train"]["pixel_values"][:], data["train"]["label"][:].numpy()),
-        (data["test"]["pixel_values"][:], data["test"]["label"][:]),
-    )
+    test = InMemoryExamples(data["test"]["pixel_values"][:], data["test"]["label"][:])
+    return (data["train"]["pixel_values"][:], data["train"]["label"][:].numpy()), test
 
 
 def _small_loss_trainer_class():
@@ -132,55 +112,36 @@ def _small_loss_trainer_class():
     return _SmallLossTrainer
 
 
-def _make_trainer(method: str, model, train, args, *, noise_rate: float, total_steps: int, meta=None):
-    from transformers import PrinterCallback, Trainer
-
+def _method_setup(method: str, *, noise_rate: float, total_steps: int, meta=None) -> dict[str, Any]:
+    """The ``train_once`` arguments (trainer class, callbacks) of one method."""
     from hf_eff.callbacks.instance_lr import DataParametersCallback, InstanceLRCallback, InstanceLRTrainer
 
-    callback = None
-    common = {"model": model, "args": args, "train_dataset": train, "optimizers": (_optimizer(model), None)}
     if method == "plain":
-        trainer = Trainer(**common)
-    elif method == "small_loss":
-        trainer = _small_loss_trainer_class()(**common)
-        trainer.forget_rate, trainer.ramp_steps = noise_rate, max(1, total_steps // 4)
+        return {}
+    if method == "small_loss":
+        forget = {"forget_rate": noise_rate, "ramp_steps": max(1, total_steps // 4)}
+        return {"trainer_class": type("SmallLossTrainer", (_small_loss_trainer_class(),), forget)}
+    if method == "data_parameters":
+        callback = DataParametersCallback()
+    elif meta is None:
+        callback = InstanceLRCallback(**INSTANCE_LR)
     else:
-        if method == "data_parameters":
-            callback = DataParametersCallback()
-        elif meta is None:
-            callback = InstanceLRCallback(**INSTANCE_LR)
-        else:
-            callback = InstanceLRCallback(
-                meta_objective="meta_set", meta_dataset=meta, meta_batch_size=len(meta), **INSTANCE_LR
-            )
-        trainer = InstanceLRTrainer(**common, callbacks=[callback])
-    trainer.remove_callback(PrinterCallback)
-    return trainer, callback
+        callback = InstanceLRCallback(
+            meta_objective="meta_set", meta_dataset=meta, meta_batch_size=len(meta), **INSTANCE_LR
+        )
+    return {"trainer_class": InstanceLRTrainer, "callbacks": [callback]}
 
 
-def _optimizer(model: nn.Module) -> torch.optim.Optimizer:
-    return torch.optim.SGD(model.parameters(), lr=LEARNING_RATE, momentum=MOMENTUM)
-
-
-def _args(output_dir: str, seed: int, **overrides):
-    from transformers import TrainingArguments
-
-    settings = {
-        "per_device_train_batch_size": BATCH_SIZE,
-        "learning_rate": LEARNING_RATE,
-        "optim": "sgd",
-        "lr_scheduler_type": "constant",
-        "save_strategy": "no",
-        "report_to": "none",
-        "disable_tqdm": True,
-        "use_cpu": True,
-        "logging_steps": 10**6,
-        "max_grad_norm": 0.0,
-        "seed": seed,
-        "data_seed": seed,
-    }
-    settings.update(overrides)
-    return TrainingArguments(output_dir=output_dir, **settings)
+def _train(method: str, arch: str, train, *, seed: int, steps: int, noise_rate: float, meta=None):
+    return train_once(
+        train,
+        max_steps=steps,
+        seed=seed,
+        model_factory=ARCHS[arch],
+        optimizer_factory=lambda parameters: torch.optim.SGD(parameters, lr=LEARNING_RATE, momentum=MOMENTUM),
+        training_args={"learning_rate": LEARNING_RATE, "max_grad_norm": 0.0, "logging_steps": 10**6},
+        **_method_setup(method, noise_rate=noise_rate, total_steps=steps, meta=meta),
+    )
 
 
 def _auroc(clean: np.ndarray, score: np.ndarray) -> float:
@@ -192,12 +153,6 @@ def _auroc(clean: np.ndarray, score: np.ndarray) -> float:
     return float(roc_auc_score(clean, score))
 
 
-def _accuracy(model, pixels, labels) -> float:
-    model.eval()
-    with torch.no_grad():
-        return (model(pixels)["logits"].argmax(-1) == labels).float().mean().item()
-
-
 def _row_losses(model, train: IndexedExamples) -> np.ndarray:
     model.eval()
     with torch.no_grad():
@@ -205,44 +160,27 @@ def _row_losses(model, train: IndexedExamples) -> np.ndarray:
         return nn.functional.cross_entropy(logits, train.labels, reduction="none").numpy()
 
 
-def train_once(method, arch, train, test, *, seed, epochs, noise_rate, clean, meta=None) -> dict[str, Any]:
-    torch.manual_seed(seed)
-    model = ARCHS[arch]()
+def run_method(method, arch, train, test, *, seed, epochs, noise_rate, clean, meta=None) -> dict[str, Any]:
     steps = epochs * (len(train) // BATCH_SIZE + 1)
-    with tempfile.TemporaryDirectory() as output_dir:
-        trainer, callback = _make_trainer(
-            method, model, train, _args(output_dir, seed, max_steps=steps), noise_rate=noise_rate, total_steps=steps,
-            meta=meta,
-        )  # fmt: skip
-        start = time.perf_counter()
-        trainer.train()
-        seconds = time.perf_counter() - start
+    result = _train(method, arch, train, seed=seed, steps=steps, noise_rate=noise_rate, meta=meta)
+    callbacks = result.trainer.hf_eff_callbacks() if hasattr(result.trainer, "hf_eff_callbacks") else []
     if method == "instance_lr":
-        score = callback.rates.numpy()
+        score = callbacks[0].rates.numpy()
     elif method == "data_parameters":
-        score = -callback.row_values().numpy()  # a high temperature means "counts less"
+        score = -callbacks[0].row_values().numpy()  # a high temperature means "counts less"
     else:
-        score = -_row_losses(model, train)
+        score = -_row_losses(result.model, train)
     return {
-        "test_accuracy": _accuracy(model, *test),
+        "test_accuracy": evaluate(result.model, test)["accuracy"],
         "auroc": _auroc(clean, score),
-        "seconds": seconds,
-        "model": model,
+        "seconds": result.train_seconds,
+        "model": result.model,
     }
 
 
-def _timings(train, test, arch: str, repeats: int) -> dict[str, float]:
+def _timings(train, arch: str, repeats: int) -> dict[str, float]:
     def run(method):
-        def fn():
-            torch.manual_seed(0)
-            with tempfile.TemporaryDirectory() as output_dir:
-                trainer, _ = _make_trainer(
-                    method, ARCHS[arch](), train, _args(output_dir, 0, max_steps=TIMING_STEPS), noise_rate=0.4,
-                    total_steps=TIMING_STEPS,
-                )  # fmt: skip
-                trainer.train()
-
-        return fn
+        return lambda: _train(method, arch, train, seed=0, steps=TIMING_STEPS, noise_rate=0.4)
 
     timings = compare_timings({m: run(m) for m in METHODS}, baseline="plain", repeats=repeats, warmup=1)
     return {m: t.ratio for m, t in timings.items()}
@@ -277,7 +215,7 @@ def _run(settings: BenchSettings) -> BenchReport:
             clean = noisy == labels
             for arch in config["archs"]:
                 for method in METHODS:
-                    result = train_once(
+                    result = run_method(
                         method, arch, train, test, seed=seed, epochs=config["epochs"], noise_rate=rate, clean=clean
                     )
                     result.pop("model")
@@ -301,7 +239,7 @@ def _run(settings: BenchSettings) -> BenchReport:
             }
         )
     for arch in config["archs"]:  # step-time ratios per architecture, measured on the clean labels
-        ratios = _timings(IndexedExamples(pixels, torch.as_tensor(labels)), test, arch, config["timing_repeats"])
+        ratios = _timings(IndexedExamples(pixels, torch.as_tensor(labels)), arch, config["timing_repeats"])
         for row in rows:
             if row["arch"] == arch:
                 row["step time / plain"] = ratios[row["method"]]
@@ -355,8 +293,8 @@ def _personalisation(pixels, labels, test, seed: int, epochs: int) -> dict[str, 
     noisy = corrupt_labels(labels[rest], 0.4, "symmetric", seed)
     train = IndexedExamples(pixels[rest], torch.as_tensor(noisy))
     meta = [{"pixel_values": pixels[i], "labels": int(labels[i])} for i in meta_rows]
-    in_target = torch.isin(test[1], torch.tensor(TARGET_CLASSES))
-    target_test = (test[0][in_target], test[1][in_target])
+    in_target = torch.isin(test.labels, torch.tensor(TARGET_CLASSES))
+    target_test = InMemoryExamples(test.pixel_values[in_target], test.labels[in_target])
     clean = noisy == labels[rest]
     scores = {}
     for name, method, meta_set in (
@@ -364,10 +302,10 @@ def _personalisation(pixels, labels, test, seed: int, epochs: int) -> dict[str, 
         ("instance_lr (next batch)", "instance_lr", None),
         ("instance_lr (target meta set)", "instance_lr", meta),
     ):
-        result = train_once(
+        result = run_method(
             method, "mlp", train, test, seed=seed, epochs=epochs, noise_rate=0.4, clean=clean, meta=meta_set
         )
-        scores[name] = (_accuracy(result["model"], *target_test), result["test_accuracy"])
+        scores[name] = (evaluate(result["model"], target_test)["accuracy"], result["test_accuracy"])
     return scores
 
 
