@@ -49,7 +49,6 @@ rates. DeepSpeed / FSDP (sharded output layer) are not supported.
 """
 
 import inspect
-import logging
 import math
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -62,8 +61,6 @@ from hf_eff.callbacks.instance_lr.losses import per_sample_loss, resolve_task
 from hf_eff.callbacks.instance_lr.per_sample import PerSampleCallback, log_bounds
 from hf_eff.distributed import all_reduce_, broadcast_, get_rank, get_world_size, is_distributed
 
-
-logger = logging.getLogger(__name__)
 
 __all__ = ["InstanceLRCallback"]
 

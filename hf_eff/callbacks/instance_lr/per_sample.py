@@ -6,7 +6,6 @@ A callback alone never sees the batch or the loss, so these callbacks only work 
 ``Trainer`` instead of silently training without per-instance values.
 """
 
-import logging
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -15,9 +14,6 @@ import torch
 from transformers import TrainerControl, TrainerState, TrainingArguments
 
 from hf_eff.callbacks.base import HfEffCallback
-
-
-logger = logging.getLogger(__name__)
 
 
 class PerSampleCallback(HfEffCallback):
