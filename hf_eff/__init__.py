@@ -40,6 +40,11 @@ _PUBLIC_NAMES: dict[str, str] = {
     "SWAPConfig": "hf_eff.callbacks.swap",
     "SWAPTrainer": "hf_eff.callbacks.swap",
     "SWAPTrainerMixin": "hf_eff.callbacks.swap",
+    # per-instance dynamic learning rates (and the Data Parameters baseline)
+    "InstanceLRCallback": "hf_eff.callbacks.instance_lr",
+    "InstanceLRConfig": "hf_eff.callbacks.instance_lr",
+    "InstanceLRTrainer": "hf_eff.callbacks.instance_lr",
+    "DataParametersCallback": "hf_eff.callbacks.instance_lr",
     # CRAFTMaps
     "CraftMapsConfig": "hf_eff.models.craftmaps",
     "CraftMapsForClassification": "hf_eff.models.craftmaps",
