@@ -25,3 +25,14 @@ def _seeded():
     np.random.seed(0)
     torch.manual_seed(0)
     yield
+
+
+@pytest.fixture
+def single_thread():
+    """One intra-op thread for the test: tiny convs are dominated by thread start-up on a shared 2-core machine.
+
+    A folder or module opts in with ``pytestmark = pytest.mark.usefixtures("single_thread")``."""
+    from hf_eff.bench.meters import single_thread as one_thread
+
+    with one_thread():
+        yield

@@ -4,15 +4,38 @@
   training activation memory.
 - :class:`PeakRSSMeter` reads the process's peak resident memory (Linux ``VmHWM``, reset per measurement).
 - :func:`compare_timings` times several callables interleaved and reports each one's ratio to a baseline.
+- :func:`single_thread` runs a block with one intra-op thread, so timings compare like with like on a shared CPU.
 """
 
+import contextlib
+import ctypes
+import ctypes.util
 import statistics
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+
+
+@contextlib.contextmanager
+def single_thread() -> Iterator[None]:
+    """Run the block with one intra-op thread, then restore the previous count (also on error)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def release_free_memory() -> None:
+    """Hand freed heap pages back to the OS (glibc) so that each peak-RSS measurement starts from the same floor."""
+    name = ctypes.util.find_library("c")
+    if name:
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(name).malloc_trim(0)
 
 
 def _storage_key(tensor: torch.Tensor) -> tuple[int, int]:

@@ -17,15 +17,11 @@ single-threaded and interleaved. Dice is measured after a short training on the 
 (nilearn) for both modes.
 """
 
-import contextlib
-import ctypes
-import ctypes.util
 import json
 import math
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 
 import torch
 
@@ -37,20 +33,12 @@ from hf_eff.bench import (
     SavedTensorsMeter,
     benchmark,
     compare_timings,
+    release_free_memory,
+    single_thread,
 )
 
 
 PAPER = {"volume_x": 3.0, "depth_x": 1.25, "width_x": 2.0}
-
-
-@contextlib.contextmanager
-def _single_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _base_settings(quick: bool) -> dict:
@@ -112,13 +100,6 @@ def _monai_model(kind: str, filters: int):
     )  # fmt: skip
 
 
-def _release_free_memory() -> None:
-    name = ctypes.util.find_library("c")
-    if name:
-        with contextlib.suppress(OSError, AttributeError):
-            ctypes.CDLL(name).malloc_trim(0)
-
-
 def worker(spec: dict) -> dict:
     """One configuration, run in a fresh process: a warm-up step, then the measured training step."""
     torch.set_num_threads(1)
@@ -127,7 +108,7 @@ def worker(spec: dict) -> dict:
     for p in model.parameters():
         p.grad = torch.zeros_like(p)
     loss_fn(x, y).backward()  # warm-up: lazy initialisation of kernels and buffers is not the step's memory
-    _release_free_memory()
+    release_free_memory()
     with PeakRSSMeter() as meter:
         loss_fn(x, y).backward()
     return {"peak_bytes": meter.peak_bytes, "params": sum(p.numel() for p in model.parameters())}
@@ -327,7 +308,7 @@ def run(settings: BenchSettings) -> BenchReport:
             rows.append({"axis": "fixed_mmap_threshold", "model": key, "rung": size, "peak_MiB": _mib(result["peak_bytes"]),
                          "params": result["params"], "fits": None})  # fmt: skip
 
-    with _single_thread():
+    with single_thread():
         saved = {
             (blocks, mode): saved_bytes(base, mode == "reversible", size, blocks)
             for blocks in (base["blocks"], 2 * base["blocks"])

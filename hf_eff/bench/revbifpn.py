@@ -6,16 +6,13 @@ machine-independent measure of activation memory) and, in addition, the peak RSS
 Step time is measured interleaved in one process, single-threaded (stable ratios on a shared CPU).
 """
 
-import contextlib
-import ctypes
-import ctypes.util
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import torch
 from torch.utils.checkpoint import checkpoint
 
-from hf_eff.bench.meters import PeakRSSMeter, SavedTensorsMeter, compare_timings
+from hf_eff.bench.meters import PeakRSSMeter, SavedTensorsMeter, compare_timings, release_free_memory, single_thread
 from hf_eff.bench.registry import BenchSettings, benchmark
 from hf_eff.bench.report import BenchReport, Headline
 from hf_eff.models.revbifpn import RevBiFPNConfig, RevBiFPNForImageClassification
@@ -24,16 +21,6 @@ from hf_eff.models.revbifpn import RevBiFPNConfig, RevBiFPNForImageClassificatio
 MODES = ("storing", "reversible", "checkpoint")
 # the official implementation measured on this CPU (bytes saved for backward, batch 2; time at S0/224, batch 4)
 OFFICIAL = {"s0@224": 11.7, "s3@288": 14.7, "step_time_s0@224": 1.39}
-
-
-@contextlib.contextmanager
-def _single_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _checkpointed_loss(model: RevBiFPNForImageClassification, pixel_values, labels) -> torch.Tensor:
@@ -75,19 +62,11 @@ def saved_bytes(model: RevBiFPNForImageClassification, mode: str, batch: int, re
     return meter.bytes
 
 
-def _release_free_memory() -> None:
-    """Hand freed heap pages back to the OS (glibc) so that each peak-RSS measurement starts from the same floor."""
-    name = ctypes.util.find_library("c")
-    if name:
-        with contextlib.suppress(OSError, AttributeError):
-            ctypes.CDLL(name).malloc_trim(0)
-
-
 def peak_rss(model: RevBiFPNForImageClassification, mode: str, batch: int, resolution: int, seed: int) -> int | None:
     x, y = _inputs(batch, resolution, seed)
     loss_fn = _loss_fn(model, mode)
     model.zero_grad(set_to_none=False)  # gradient buffers exist before the measurement in every mode
-    _release_free_memory()
+    release_free_memory()
     with PeakRSSMeter() as meter:
         loss_fn(x, y).backward()
     return meter.peak_bytes
@@ -238,7 +217,7 @@ def _notes(depth_rows: list[dict], timings: dict, timed) -> list[str]:
 @benchmark("revbifpn", summary="training memory of reversible vs activation-storing RevBiFPN (and checkpointing)")
 def run(settings: BenchSettings) -> BenchReport:
     config = QUICK if settings.quick else FULL
-    with _single_thread():
+    with single_thread():
         rows = _memory_rows(config["grid"], settings.seed, settings.quick)
         depth_rows = _depth_rows(config["depths"], config["depth_resolution"], settings.seed)
         timings = _step_time_ratios(config["timed"], settings.seed, config["repeats"])

@@ -19,13 +19,7 @@ from hf_eff.reversible import (
 )
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small convs are fastest (and far more stable on a shared CPU) single-threaded."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def conv_block(cin: int, cout: int, stride: int = 1, dims: int = 2, dropout: float = 0.2) -> nn.Module:

@@ -3,12 +3,8 @@ import torch
 
 
 @pytest.fixture(autouse=True)
-def _one_thread():
+def _one_thread(single_thread):
     """Tiny 3D convs are dominated by thread start-up: one thread is ~10x faster on a shared 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture

@@ -13,13 +13,7 @@ from hf_eff import RevBiFPNBackbone, RevBiFPNConfig, RevBiFPNForImageClassificat
 from hf_eff.bench import SavedTensorsMeter
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small convs are fastest (and far more stable on a shared CPU) single-threaded."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 GOLDEN_PARAMETERS = {  # official `thop` self-check, 1000 classes

@@ -9,12 +9,7 @@ from transformers import AutoImageProcessor, Trainer, TrainingArguments
 from hf_eff import RevBiFPNConfig, RevBiFPNForImageClassification, RevBiFPNImageProcessor
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def tiny_model() -> RevBiFPNForImageClassification:
