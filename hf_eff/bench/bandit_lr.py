@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+from hf_eff.bench.meters import single_thread
 from hf_eff.bench.registry import BenchSettings, benchmark
 from hf_eff.bench.report import BenchReport, Headline
 from hf_eff.bench.training import DigitsMLP, load_digits_splits, train_once
@@ -165,12 +166,8 @@ def run(settings: BenchSettings) -> BenchReport:
     import transformers
 
     transformers.logging.set_verbosity_error()
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # a 64-wide MLP gains nothing from intra-op threads, which only add contention
-    try:
+    with single_thread():  # a 64-wide MLP gains nothing from intra-op threads, which only add contention
         return _run(settings)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _run(settings: BenchSettings) -> BenchReport:

@@ -27,7 +27,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from hf_eff.bench import BenchReport, BenchSettings, Headline, benchmark
+from hf_eff.bench import BenchReport, BenchSettings, Headline, benchmark, single_thread
 
 
 QUICK = {"seeds": (0,), "train_size": 2000, "test_size": 1000, "epochs": 3, "phase2_epochs": 1, "workers": (2, 4)}
@@ -246,12 +246,8 @@ def run(settings: BenchSettings) -> BenchReport:
     import transformers
 
     transformers.logging.set_verbosity_error()
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # one thread each: like-for-like timings on a shared CPU
-    try:
+    with single_thread():  # one thread each: like-for-like timings on a shared CPU
         return _run(settings)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _run(settings: BenchSettings) -> BenchReport:
