@@ -17,7 +17,7 @@ from sklearn.kernel_approximation import PolynomialCountSketch
 from sklearn.preprocessing import MinMaxScaler, Normalizer
 
 from hf_eff import CraftMapsSampler
-from hf_eff.bench.meters import compare_timings
+from hf_eff.bench.meters import compare_timings, single_thread
 from hf_eff.bench.registry import BenchSettings, benchmark
 from hf_eff.bench.report import BenchReport, Headline
 from hf_eff.random_features import OnePassClassifier, PolynomialKernel, RandomMaclaurin, TensorSketch
@@ -193,14 +193,10 @@ def _throughput(settings: BenchSettings) -> tuple[list[dict], dict[str, float]]:
     named = {f"{method} [{dtype}]": fn for (method, dtype), fn in candidates.items()}
     # one thread each: scikit-learn's sketch runs on one core, and a shared CPU stalls multi-threaded torch far
     # more than it stalls NumPy, so this is the like-for-like and the reproducible comparison
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with single_thread():
         timings = compare_timings(
             named, baseline=f"{BASELINE} [float64]", repeats=SIZES[settings.size]["speed_repeats"]
         )
-    finally:
-        torch.set_num_threads(threads)
     rows, rates = [], {}
     for dtype in ("float64", "float32"):
         row = {

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from hf_eff.bench import BenchReport, BenchSettings, Headline, benchmark, compare_timings
+from hf_eff.bench import BenchReport, BenchSettings, Headline, benchmark, compare_timings, single_thread
 from hf_eff.bench.training import DigitsMLP, InMemoryExamples, evaluate, train_once
 
 
@@ -193,12 +193,8 @@ def run(settings: BenchSettings) -> BenchReport:
     import transformers
 
     transformers.logging.set_verbosity_error()
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny networks: intra-op threads only add contention
-    try:
+    with single_thread():  # tiny networks: intra-op threads only add contention
         return _run(settings)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _run(settings: BenchSettings) -> BenchReport:
