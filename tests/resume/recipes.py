@@ -57,8 +57,15 @@ def bandit_lr(
     that backtracking runs."""
     arms = [0.02, 0.2, 3.0] if mode == "absolute" else [0.4, 4.0, 60.0]
     bandit = BanditLRCallback(
-        arms, episode_steps=4, mode=mode, probe_dataset=lm_examples(8, seed=1), probe_batch_size=4,
-        backtrack=backtrack, bandit="epsilon_greedy", bandit_kwargs={"epsilon": 0.5}, seed=3,
+        arms,
+        episode_steps=4,
+        mode=mode,
+        probe_dataset=lm_examples(8, seed=1),
+        probe_batch_size=4,
+        backtrack=backtrack,
+        bandit="epsilon_greedy",
+        bandit_kwargs={"epsilon": 0.5},
+        seed=3,
     )
     if mode == "multiplier":
         overrides.setdefault("lr_scheduler_type", "linear")
