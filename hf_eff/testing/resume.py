@@ -332,7 +332,7 @@ def _compare(expected: Any, actual: Any, path: str, differences: list[str]) -> N
             gap = (expected.double() - actual.double()).abs().max().item() if expected.numel() else 0.0
             differences.append(f"{path}: tensors differ (max abs difference {gap:.3g})")
     elif isinstance(expected, dict) and isinstance(actual, dict):
-        for key in expected.keys() | actual.keys():
+        for key in [*expected, *(key for key in actual if key not in expected)]:
             if key not in actual or key not in expected:
                 differences.append(
                     f"{path}/{key}: only in the {'uninterrupted' if key in expected else 'resumed'} run"

@@ -6,7 +6,7 @@ the test folders. Options are JSON keyword arguments.
 """
 
 import torch
-from transformers import GPT2Config, GPT2LMHeadModel, Trainer, TrainingArguments
+from transformers import GPT2Config, GPT2LMHeadModel, Trainer, TrainerCallback, TrainingArguments
 
 from hf_eff.callbacks.bandit_lr import BanditLRCallback, BanditLRTrainer
 from hf_eff.sparsity import SparsePretrainer, SparsityConfig
@@ -92,3 +92,24 @@ def spdf(output_dir: str, **overrides) -> tuple[Trainer, object]:
 
 def spdf_state(trainer: SparsePretrainer) -> dict:
     return {"masks": trainer.mask_manager.state_dict(), "tokens_seen": trainer.tokens_seen}
+
+
+class ForgetfulLRCallback(TrainerCallback):
+    """Cycles the learning rate with a step counter it never checkpoints: a resume it does not survive."""
+
+    def __init__(self):
+        self.steps = 0
+
+    def on_step_begin(self, args, state, control, optimizer=None, **kwargs):
+        for group in optimizer.param_groups:
+            group["lr"] = 0.05 * (1 + self.steps % 3)
+        self.steps += 1
+
+
+def forgetful(output_dir: str, **overrides) -> Trainer:
+    return Trainer(
+        model=tiny_gpt2(),
+        args=training_args(output_dir, **overrides),
+        train_dataset=lm_examples(64, seed=0),
+        callbacks=[ForgetfulLRCallback()],
+    )

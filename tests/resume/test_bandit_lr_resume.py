@@ -29,10 +29,10 @@ def _train(output_dir, resume=None, **options):
     [
         ("absolute", False, 6),  # mid-episode (episodes of 4 steps)
         ("absolute", True, 6),
-        ("multiplier", False, 6),
+        pytest.param("multiplier", False, 6, marks=pytest.mark.slow),  # also in test_crash_resume.py
         ("multiplier", True, 6),
-        ("absolute", False, 12),  # at an episode boundary
-        ("multiplier", True, 12),
+        pytest.param("absolute", False, 12, marks=pytest.mark.slow),  # at an episode boundary
+        ("absolute", True, 12),
     ],
 )
 def test_resumed_run_is_bit_identical_to_the_uninterrupted_one(tmp_path, mode, backtrack, checkpoint):
