@@ -89,7 +89,7 @@ def read_safetensors(path: str | Path, what: str) -> tuple[dict[str, torch.Tenso
             tensors = {name: handle.get_tensor(name) for name in handle.keys()}  # noqa: SIM118
     except Exception as error:  # safetensors raises its own error types, which do not name the file
         raise ValueError(
-            f"{what} at {path} is truncated or corrupted and cannot be read ({type(error).__name__}: {error}); "
+            f"{path} ({what}) is truncated or corrupted and cannot be read ({type(error).__name__}: {error}); "
             "resume from an earlier checkpoint"
         ) from error
     return tensors, metadata
@@ -101,5 +101,5 @@ def load_state_file(path: str | Path, what: str = "state file") -> tuple[Any, di
     try:
         state = _decode(json.loads(metadata[STATE_KEY]), tensors)
     except (KeyError, TypeError, ValueError) as error:
-        raise ValueError(f"{what} at {path} is corrupted or was not written by hf_eff ({error!r})") from error
+        raise ValueError(f"{path} ({what}) is corrupted or was not written by hf_eff ({error!r})") from error
     return state, metadata
