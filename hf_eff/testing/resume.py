@@ -108,6 +108,7 @@ def collect_outcome(trainer: Any, extra_state: Callable[[Any], Any] | None = Non
             callbacks.setdefault(type(callback).__name__, []).append(json.loads(json.dumps(callback.state())))
     return {
         "global_step": trainer.state.global_step,
+        "world_size": trainer.args.world_size,
         "model": dict(trainer.model.state_dict()),
         "optimizer": optimizer.state_dict() if optimizer is not None else None,
         "scheduler": scheduler.state_dict() if scheduler is not None else None,

@@ -45,6 +45,7 @@ def test_spdf_resumes_exactly_when_one_of_two_ranks_is_killed(tmp_path):
         recipe("spdf"), tmp_path, kill_at_step=9, options={"max_steps": 12}, world_size=2, kill_rank=1
     )
     result.assert_identical()
+    assert [outcome["world_size"] for outcome in result.resumed] == [2, 2]
     assert_same_outcome(result.resumed[0]["model"], result.resumed[1]["model"], label="rank 0 vs rank 1")
 
 
@@ -53,7 +54,10 @@ def test_bandit_lr_resumes_exactly_when_one_of_two_ranks_is_killed(tmp_path):
     options = {"max_steps": 16, "backtrack": True, "per_device_train_batch_size": 2}
     result = crash_resume(recipe("bandit_lr"), tmp_path, kill_at_step=10, options=options, world_size=2, kill_rank=1)
     result.assert_identical()
+    assert [outcome["world_size"] for outcome in result.resumed] == [2, 2]
     assert result.resumed[0]["callbacks"] == result.resumed[1]["callbacks"]  # both ranks took the same decisions
+    (state,) = result.resumed[0]["callbacks"]["BanditLRCallback"]
+    assert any(record["backtracked"] for record in state["attributes"]["progress"]["history"])
 
 
 @pytest.mark.slow
