@@ -77,7 +77,9 @@ def test_a_damaged_snapshot_file_fails_naming_it(tmp_path, damage):
 
 def test_a_checkpoint_copied_elsewhere_is_found_by_the_mixin_trainer(tmp_path):
     _train(tmp_path / "run", backtrack=True, max_steps=6, trainer="mixin")
-    moved = tmp_path / "elsewhere" / "my-checkpoint"
-    (tmp_path / "run" / "checkpoint-6").rename(moved.parent.mkdir() or moved)
+    (tmp_path / "elsewhere").mkdir()
+    moved = (tmp_path / "run" / "checkpoint-6").rename(tmp_path / "elsewhere" / "my-checkpoint")
+    with pytest.raises(FileNotFoundError, match="resume with BanditLRTrainer"):  # a plain Trainer cannot tell
+        _train(tmp_path / "run", resume=str(moved), backtrack=True, max_steps=8)
     resumed = _train(tmp_path / "run", resume=str(moved), backtrack=True, max_steps=8, trainer="mixin")
     assert resumed.state.global_step == 8
