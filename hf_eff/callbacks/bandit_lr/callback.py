@@ -96,8 +96,9 @@ class BanditLRCallback(HfEffCallback):
         probe_batch_size: batch size of the probe evaluation.
         probe_collator: collate function for the probe set (default: ``transformers.default_data_collator``).
         backtrack: snapshot model, optimizer, scheduler (and AMP grad scaler) at each episode start and restore
-            them when the episode made the objective worse. Doubles parameter and optimizer-state memory; not
-            supported with DeepSpeed or FSDP (sharded state).
+            them when the episode made the objective worse. Doubles parameter and optimizer-state memory, and
+            checkpoint size (the snapshot is saved with each checkpoint, so that a resumed run can still
+            backtrack); not supported with DeepSpeed or FSDP (sharded state).
         reward_bound: rewards are clipped to ``[-reward_bound, reward_bound]``; with running scaling a typical
             reward is about 1 in size, so the default 3 only cuts outliers such as a diverging episode.
         rejected_reward: with backtracking, the reward of an undone episode: ``"zero"`` (default; the progress it
@@ -318,7 +319,8 @@ class BanditLRCallback(HfEffCallback):
                 f"{state.global_step}"
             )
         if not isinstance(snapshot, dict) or set(snapshot) != {"model", "optimizer", "scheduler", "scaler"}:
-            raise ValueError(f"{path} does not hold a training-state snapshot (keys {sorted(snapshot)!r:.200})")
+            found = sorted(snapshot) if isinstance(snapshot, dict) else type(snapshot).__name__
+            raise ValueError(f"{path} does not hold a training-state snapshot (found {found!r:.200})")
         return snapshot
 
     # ------------------------------------------------------------------------------------------------------------
