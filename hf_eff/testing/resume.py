@@ -26,8 +26,10 @@ are JSON. A method plugs in with a recipe and one test::
         result = crash_resume("tests/my_method/recipes.py:my_recipe", tmp_path, kill_at_step=7, world_size=2)
         result.assert_identical()
 
-Multi-process jobs use gloo on CPU, one thread per process, launched like ``torchrun`` (``RANK``, ``WORLD_SIZE``,
-``MASTER_ADDR``, ... in the environment). Workers leave through ``os._exit(0)`` after tearing the process group
+Every worker is a new process forked from a fork server that has imported torch and transformers once (a plain
+``python`` start pays that import, about 8 s of CPU, for each of the 3 to 6 processes of a test); it shares nothing
+with the test process or with the other workers. Multi-process jobs use gloo on CPU, one thread per process,
+launched like ``torchrun`` (``RANK``, ``WORLD_SIZE``, ``MASTER_ADDR``, ... in the environment). Workers leave through ``os._exit(0)`` after tearing the process group
 down, which avoids the sporadic gloo abort at interpreter exit (HF_CONVENTIONS §0 item 7). With several ranks,
 choose ``kill_at_step`` off the checkpoint steps: the surviving ranks could otherwise be killed while writing one.
 """
@@ -36,9 +38,9 @@ import argparse
 import importlib
 import importlib.util
 import json
+import multiprocessing as mp
 import os
 import signal
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -55,6 +57,7 @@ from hf_eff.testing.distributed import free_port
 __all__ = ["CrashResumeResult", "assert_same_outcome", "crash_resume", "load_recipe", "run_training"]
 
 OUTCOME_FILE = "outcome-rank{rank}.safetensors"
+PRELOAD = ["torch", "transformers", "transformers.trainer", "hf_eff.testing.resume"]  # imported once, in the server
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -142,8 +145,35 @@ def _worker_main(argv: Sequence[str] | None = None) -> None:
     os._exit(0)
 
 
+def _run_worker(argv: list[str], env: dict[str, str], log_path: str) -> None:
+    """Entry of a forked worker: its environment, its log file as stdout and stderr, then :func:`_worker_main`."""
+    os.environ.update(env)
+    log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    os.dup2(log, 1)
+    os.dup2(log, 2)
+    try:
+        _worker_main(argv)
+    except BaseException:
+        import traceback
+
+        traceback.print_exc()
+        sys.stderr.flush()
+        os._exit(1)
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # in the test process
+_CONTEXT: "mp.context.ForkServerContext | None" = None
+
+
+def _context() -> "mp.context.ForkServerContext":
+    global _CONTEXT
+    if _CONTEXT is None:
+        _CONTEXT = mp.get_context("forkserver")
+        _CONTEXT.set_forkserver_preload(PRELOAD)
+    return _CONTEXT
+
+
 class _Job:
     """``world_size`` worker processes of one training job, launched like torchrun, logs in ``log_dir``."""
 
@@ -167,18 +197,17 @@ class _Job:
         self.logs = [log_dir / f"rank{rank}.log" for rank in range(world_size)]
         self.processes = []
         for rank in range(world_size):
-            command = [
-                sys.executable, "-m", "hf_eff.testing.resume",
+            argv = [
                 "--recipe", recipe,
                 "--output-dir", str(output_dir),
                 "--outcome-dir", str(outcome_dir),
                 "--options", json.dumps(options),
             ]  # fmt: skip
             if resume:
-                command.append("--resume")
+                argv.append("--resume")
             if kill_at_step is not None and rank == kill_rank:
-                command += ["--kill-at-step", str(kill_at_step)]
-            env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+                argv += ["--kill-at-step", str(kill_at_step)]
+            env = {"OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
             if world_size > 1:
                 env.update(
                     RANK=str(rank),
@@ -188,24 +217,25 @@ class _Job:
                     MASTER_ADDR="127.0.0.1",
                     MASTER_PORT=str(port),
                 )
-            with open(self.logs[rank], "w") as log:
-                self.processes.append(subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT))
+            process = _context().Process(target=_run_worker, args=(argv, env, str(self.logs[rank])))
+            process.start()
+            self.processes.append(process)
 
     def _log_tails(self) -> str:
         tails = []
         for rank, log in enumerate(self.logs):
             lines = log.read_text(errors="replace").splitlines() if log.exists() else []
             tails.append(
-                f"--- rank {rank} (exit code {self.processes[rank].poll()}), last lines:\n" + "\n".join(lines[-40:])
+                f"--- rank {rank} (exit code {self.processes[rank].exitcode}), last lines:\n" + "\n".join(lines[-40:])
             )
         return "\n".join(tails)
 
     def kill(self) -> None:
         for process in self.processes:
-            if process.poll() is None:
+            if process.exitcode is None:
                 process.kill()
         for process in self.processes:
-            process.wait()
+            process.join()
 
     def wait(self, timeout: float, kill_rank: int | None = None) -> None:
         """Wait for every rank to finish (``kill_rank=None``), or for rank ``kill_rank`` to die of SIGKILL, then
@@ -213,7 +243,7 @@ class _Job:
         deadline = time.monotonic() + timeout
         try:
             while True:
-                codes = [process.poll() for process in self.processes]
+                codes = [process.exitcode for process in self.processes]
                 if kill_rank is not None and codes[kill_rank] is not None:
                     if codes[kill_rank] != -signal.SIGKILL:
                         raise RuntimeError(
