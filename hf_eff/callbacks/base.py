@@ -22,6 +22,7 @@ Three problems each method-specific callback would otherwise solve again:
 """
 
 import contextvars
+import json
 import os
 import weakref
 from typing import Any, ClassVar, TypeVar
@@ -49,6 +50,7 @@ _LIVE_OBJECTS: "weakref.WeakKeyDictionary[nn.Module, dict[type, dict[str, Any]]]
 _CURRENT_TRAINER: contextvars.ContextVar["HfEffTrainerMixin | None"] = contextvars.ContextVar(
     "hf_eff_current_trainer", default=None
 )
+TRAINER_STATE_NAME = "trainer_state.json"  # Trainer's name for it (transformers.trainer.TRAINER_STATE_NAME)
 # the checkpoint folder that running ``train()`` resumes from (set by HfEffTrainerMixin)
 _RESUMED_FROM: contextvars.ContextVar[str | None] = contextvars.ContextVar("hf_eff_resumed_from", default=None)
 
@@ -180,6 +182,8 @@ class HfEffTrainerMixin:
         checkpoint = kwargs.get("resume_from_checkpoint", args[0] if args else None)
         if checkpoint is True:
             checkpoint = get_last_checkpoint(self.args.output_dir)  # Trainer raises if there is none
+        if checkpoint:
+            _check_trainer_state(str(checkpoint))
         token = _CURRENT_TRAINER.set(self)
         resumed = _RESUMED_FROM.set(str(checkpoint) if checkpoint else None)
         try:
@@ -197,6 +201,20 @@ class HfEffTrainerMixin:
         """The callbacks of class ``cls`` (by default every hf_eff callback) this Trainer holds, in order. After a
         resume these are the rebuilt instances, not those passed to the constructor."""
         return [callback for callback in self.callback_handler.callbacks if isinstance(callback, cls)]
+
+
+def _check_trainer_state(checkpoint: str) -> None:
+    """Name the file when the checkpoint's trainer_state.json (which holds every stateful callback's state) is cut
+    short; Trainer would fail with a bare ``JSONDecodeError``."""
+    path = os.path.join(checkpoint, TRAINER_STATE_NAME)
+    if os.path.isfile(path):
+        try:
+            with open(path, encoding="utf-8") as handle:
+                json.load(handle)
+        except ValueError as error:  # JSONDecodeError and UnicodeDecodeError
+            raise ValueError(
+                f"{path} is truncated or corrupted ({error}); resume from an earlier checkpoint"
+            ) from error
 
 
 class HfEffTrainer(HfEffTrainerMixin, Trainer):

@@ -42,6 +42,13 @@ def test_damaged_bandit_state_in_trainer_state_fails_clearly(tmp_path):
         bandit_lr(str(tmp_path), max_steps=3, save_steps=2).train(resume_from_checkpoint=True)
 
 
+def test_a_truncated_trainer_state_is_named_by_the_hf_eff_trainers(tmp_path):
+    bandit_lr(str(tmp_path), max_steps=2, save_steps=2, trainer="mixin").train()
+    _truncate(tmp_path / "checkpoint-2" / "trainer_state.json")
+    with pytest.raises(ValueError, match="trainer_state.json is truncated or corrupted"):
+        bandit_lr(str(tmp_path), max_steps=3, save_steps=2, trainer="mixin").train(resume_from_checkpoint=True)
+
+
 def test_state_files_round_trip_exactly_and_refuse_damage(tmp_path):
     import torch
 
