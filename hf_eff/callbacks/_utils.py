@@ -74,7 +74,8 @@ def restore_training_state(
 def build_probe_batches(
     dataset: Any, model: nn.Module, batch_size: int, collator: Callable[[list], dict[str, Any]] | None = None
 ) -> list[dict[str, Any]]:
-    """Collate ``dataset`` into batches once (every rank builds all of them; each evaluates its share).
+    """Collate ``dataset`` into batches once (every rank builds all of them; each evaluates its share), leaving the
+    global random generators untouched.
 
     Columns of a ``datasets.Dataset`` that ``model.forward`` does not accept (labels aside) are dropped, as Trainer
     does; the default collator is ``transformers.default_data_collator``.
@@ -87,7 +88,16 @@ def build_probe_batches(
         unused = [column for column in dataset.column_names if column not in accepted]
         if unused:
             dataset = dataset.remove_columns(unused)
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collator or default_data_collator)
+    # a DataLoader draws its workers' base seed from the global torch generator, even without shuffling, unless
+    # given its own: building the batches must not change the training run's random stream (dropout, sampling),
+    # or a run that builds them at another step (after a resume) would train differently
+    loader = DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=False,
+        collate_fn=collator or default_data_collator,
+        generator=torch.Generator(),
+    )
     return list(loader)
 
 

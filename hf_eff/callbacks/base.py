@@ -12,21 +12,35 @@ Three problems each method-specific callback would otherwise solve again:
   JSON of its ``state()`` (``type(cb)(**state["args"])``), which cannot carry a dataset, a collate function or a
   policy object. A subclass names such attributes in ``live_attributes``; the instance the user gave the Trainer
   registers them (keyed by the model, weakly) and the rebuilt instance adopts those it lacks when training begins.
+- **Files in checkpoints.** State too big for JSON (a backtracking snapshot) goes into a file of the checkpoint
+  folder, written in ``on_save`` to :func:`checkpoint_folder`; on resume, :func:`resumed_checkpoint` finds it again
+  (the folder given to ``train(resume_from_checkpoint=...)`` with :class:`HfEffTrainerMixin`, else the checkpoint
+  of the resumed step in ``output_dir``).
 - **Trainer requirements.** A callback never sees the batch or the loss; methods that need them ship a Trainer
   mixin, and their callback calls :meth:`HfEffCallback.require_trainer` in ``on_train_begin`` to fail with one
   clear message on a plain ``Trainer`` instead of training wrongly.
 """
 
 import contextvars
+import json
+import os
 import weakref
 from typing import Any, ClassVar, TypeVar
 
 from torch import nn
 from transformers import Trainer, TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 from transformers.trainer_callback import ExportableState
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint
 
 
-__all__ = ["HfEffCallback", "HfEffTrainer", "HfEffTrainerMixin", "current_trainer"]
+__all__ = [
+    "HfEffCallback",
+    "HfEffTrainer",
+    "HfEffTrainerMixin",
+    "checkpoint_folder",
+    "current_trainer",
+    "resumed_checkpoint",
+]
 
 CallbackT = TypeVar("CallbackT", bound=TrainerCallback)
 
@@ -36,11 +50,34 @@ _LIVE_OBJECTS: "weakref.WeakKeyDictionary[nn.Module, dict[type, dict[str, Any]]]
 _CURRENT_TRAINER: contextvars.ContextVar["HfEffTrainerMixin | None"] = contextvars.ContextVar(
     "hf_eff_current_trainer", default=None
 )
+TRAINER_STATE_NAME = "trainer_state.json"  # Trainer's name for it (transformers.trainer.TRAINER_STATE_NAME)
+# the checkpoint folder that running ``train()`` resumes from (set by HfEffTrainerMixin)
+_RESUMED_FROM: contextvars.ContextVar[str | None] = contextvars.ContextVar("hf_eff_resumed_from", default=None)
 
 
 def current_trainer() -> "HfEffTrainerMixin | None":
     """The :class:`HfEffTrainerMixin` Trainer whose ``train()`` is running, or ``None`` (e.g. a plain Trainer)."""
     return _CURRENT_TRAINER.get()
+
+
+def checkpoint_folder(args: TrainingArguments, state: TrainerState) -> str:
+    """The folder of the checkpoint Trainer writes at ``state.global_step`` (where ``on_save`` adds files)."""
+    return os.path.join(args.output_dir, f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}")
+
+
+def resumed_checkpoint(args: TrainingArguments, state: TrainerState) -> str | None:
+    """The checkpoint folder the running ``train()`` resumed from, for callbacks whose state lives in files there.
+
+    Callbacks are not told the folder. A :class:`HfEffTrainerMixin` Trainer records it; with another Trainer this is
+    the checkpoint of the resumed step in ``output_dir`` (``None`` if there is no such folder or at step 0).
+    """
+    recorded = _RESUMED_FROM.get()
+    if recorded is not None:
+        return recorded
+    if state.global_step == 0:
+        return None
+    folder = checkpoint_folder(args, state)
+    return folder if os.path.isdir(folder) else None
 
 
 class HfEffCallback(TrainerCallback, ExportableState):
@@ -142,10 +179,17 @@ class HfEffTrainerMixin:
     """
 
     def train(self, *args: Any, **kwargs: Any):
+        checkpoint = kwargs.get("resume_from_checkpoint", args[0] if args else None)
+        if checkpoint is True:
+            checkpoint = get_last_checkpoint(self.args.output_dir)  # Trainer raises if there is none
+        if checkpoint:
+            _check_trainer_state(str(checkpoint))
         token = _CURRENT_TRAINER.set(self)
+        resumed = _RESUMED_FROM.set(str(checkpoint) if checkpoint else None)
         try:
             return super().train(*args, **kwargs)
         finally:
+            _RESUMED_FROM.reset(resumed)
             _CURRENT_TRAINER.reset(token)
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
@@ -157,6 +201,20 @@ class HfEffTrainerMixin:
         """The callbacks of class ``cls`` (by default every hf_eff callback) this Trainer holds, in order. After a
         resume these are the rebuilt instances, not those passed to the constructor."""
         return [callback for callback in self.callback_handler.callbacks if isinstance(callback, cls)]
+
+
+def _check_trainer_state(checkpoint: str) -> None:
+    """Name the file when the checkpoint's trainer_state.json (which holds every stateful callback's state) is cut
+    short; Trainer would fail with a bare ``JSONDecodeError``."""
+    path = os.path.join(checkpoint, TRAINER_STATE_NAME)
+    if os.path.isfile(path):
+        try:
+            with open(path, encoding="utf-8") as handle:
+                json.load(handle)
+        except ValueError as error:  # JSONDecodeError and UnicodeDecodeError
+            raise ValueError(
+                f"{path} is truncated or corrupted ({error}); resume from an earlier checkpoint"
+            ) from error
 
 
 class HfEffTrainer(HfEffTrainerMixin, Trainer):

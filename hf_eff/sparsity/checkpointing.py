@@ -2,16 +2,18 @@
 
 Keys are the sparse parameters' names; values are ``uint8`` 0/1 tensors (safetensors has a bool type, but uint8
 reads back everywhere). The header metadata holds the :class:`SparsityConfig` (JSON) and the number of training
-tokens seen, which the FLOP accounting needs after a resume.
+tokens seen, which the FLOP accounting needs after a resume. A file cut short or damaged raises one ``ValueError``
+naming it: resuming with fresh masks would zero trained weights.
 """
 
 import json
+import os
 from pathlib import Path
 
 import torch
-from safetensors import safe_open
 from safetensors.torch import save_file
 
+from hf_eff.callbacks._state_file import read_safetensors
 from hf_eff.sparsity.config import SparsityConfig
 
 
@@ -19,9 +21,13 @@ MASKS_FILENAME = "sparsity_masks.safetensors"
 
 
 def save_masks(path: str | Path, masks: dict[str, torch.Tensor], config: SparsityConfig, tokens_seen: int = 0) -> None:
+    """Write the masks through a temporary file and a rename: a crash mid-write leaves no half-written file."""
     tensors = {name: mask.to(device="cpu", dtype=torch.uint8).contiguous() for name, mask in masks.items()}
     metadata = {"format": "pt", "sparsity_config": config.to_json_string(), "tokens_seen": str(int(tokens_seen))}
-    save_file(tensors, str(path), metadata=metadata)
+    path = Path(path)
+    partial = path.with_name(path.name + ".partial")
+    save_file(tensors, str(partial), metadata=metadata)
+    os.replace(partial, path)
 
 
 def load_masks(path: str | Path) -> tuple[dict[str, torch.Tensor], SparsityConfig, int]:
@@ -33,10 +39,14 @@ def load_masks(path: str | Path) -> tuple[dict[str, torch.Tensor], SparsityConfi
         raise FileNotFoundError(
             f"no sparsity masks at {path} (expected a {MASKS_FILENAME} written by SparsePretrainer)"
         )
-    with safe_open(str(path), framework="pt") as handle:
-        metadata = handle.metadata() or {}
-        masks = {name: handle.get_tensor(name).to(torch.bool) for name in handle.keys()}  # noqa: SIM118
+    tensors, metadata = read_safetensors(path, what="sparsity masks")  # a damaged file raises, naming it
     if "sparsity_config" not in metadata:
         raise ValueError(f"{path} has no 'sparsity_config' metadata; it was not written by hf_eff")
-    config = SparsityConfig.from_dict(json.loads(metadata["sparsity_config"]))
-    return masks, config, int(metadata.get("tokens_seen", 0))
+    try:
+        config = SparsityConfig.from_dict(json.loads(metadata["sparsity_config"]))
+        tokens_seen = int(metadata.get("tokens_seen", 0))
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{path} (sparsity masks) has corrupted metadata ({error})") from error
+    if not tensors:
+        raise ValueError(f"{path} (sparsity masks) holds no mask")
+    return {name: mask.to(torch.bool) for name, mask in tensors.items()}, config, tokens_seen

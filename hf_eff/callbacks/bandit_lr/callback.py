@@ -31,13 +31,18 @@ Trainer's log entries; ``learning_rate`` reports the rate really used. Integrati
 Distributed runs make identical decisions on every rank: the probe set is sharded over ranks and the losses are
 all-reduced, the training loss is already gathered by the Trainer, and the policy's generator is seeded the same
 everywhere. The bandit's statistics, generator state, current arm and episode progress are saved in every
-checkpoint (``ExportableState``) and restored with ``TrainingArguments(restore_callback_states_from_checkpoint=True)``.
+checkpoint (``ExportableState``) and restored with ``TrainingArguments(restore_callback_states_from_checkpoint=True)``;
+with backtracking the episode-start snapshot goes into the checkpoint folder too (``bandit_lr_snapshot.safetensors``).
+A run resumed from any checkpoint then trains exactly as the uninterrupted run would (bit for bit on CPU), except with
+``reward="train_loss"`` resumed in the middle of an episode: Trainer does not checkpoint its running loss sum, so the
+first episode's reward averages only the steps after the resume (save at multiples of ``episode_steps`` instead).
 """
 
 import copy
 import dataclasses
 import logging
 import math
+import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -45,6 +50,7 @@ import torch
 from torch import nn
 from transformers import TrainerControl, TrainerState, TrainingArguments
 
+from hf_eff.callbacks._state_file import load_state_file, save_state_file
 from hf_eff.callbacks._utils import (
     build_probe_batches,
     evaluate_probe_loss,
@@ -54,7 +60,7 @@ from hf_eff.callbacks._utils import (
 )
 from hf_eff.callbacks.bandit_lr.config import BanditLRConfig
 from hf_eff.callbacks.bandit_lr.policies import BANDITS, BanditPolicy
-from hf_eff.callbacks.base import HfEffCallback
+from hf_eff.callbacks.base import HfEffCallback, checkpoint_folder, resumed_checkpoint
 
 
 logger = logging.getLogger(__name__)
@@ -62,6 +68,8 @@ logger = logging.getLogger(__name__)
 __all__ = ["BanditLRCallback"]
 
 SCALE_MOMENTUM = 0.9
+SNAPSHOT_FILENAME = "bandit_lr_snapshot.safetensors"  # the episode-start snapshot, in each checkpoint folder
+PROGRESS_KEYS = {"policy", "current_arm", "steps_in_episode", "episode_start_loss", "reward_scale", "history"}
 SETTINGS = {field.name for field in dataclasses.fields(BanditLRConfig)} - {"bandit"}
 
 
@@ -88,8 +96,9 @@ class BanditLRCallback(HfEffCallback):
         probe_batch_size: batch size of the probe evaluation.
         probe_collator: collate function for the probe set (default: ``transformers.default_data_collator``).
         backtrack: snapshot model, optimizer, scheduler (and AMP grad scaler) at each episode start and restore
-            them when the episode made the objective worse. Doubles parameter and optimizer-state memory; not
-            supported with DeepSpeed or FSDP (sharded state).
+            them when the episode made the objective worse. Doubles parameter and optimizer-state memory, and
+            checkpoint size (the snapshot is saved with each checkpoint, so that a resumed run can still
+            backtrack); not supported with DeepSpeed or FSDP (sharded state).
         reward_bound: rewards are clipped to ``[-reward_bound, reward_bound]``; with running scaling a typical
             reward is about 1 in size, so the default 3 only cuts outliers such as a diverging episode.
         rejected_reward: with backtracking, the reward of an undone episode: ``"zero"`` (default; the progress it
@@ -176,6 +185,7 @@ class BanditLRCallback(HfEffCallback):
         self._pending_policy_state: dict[str, Any] | None = None
         # transient
         self._snapshot: dict[str, Any] | None = None
+        self._snapshot_in_checkpoint = False  # the checkpoint being resumed holds a snapshot file
         self._probe_batches: list[dict[str, Any]] | None = None
         self._awaiting_train_loss = False
         self._warned_missing_snapshot = False
@@ -196,7 +206,8 @@ class BanditLRCallback(HfEffCallback):
 
     @property
     def progress(self) -> dict[str, Any]:
-        """The JSON-serialisable training state: policy statistics and generator, current arm, episode progress."""
+        """The JSON-serialisable training state: policy statistics and generator, current arm, episode progress, and
+        whether an episode-start snapshot exists (saved next to the checkpoint, see :meth:`on_save`)."""
         return {
             "policy": self.policy.state_dict() if self.policy is not None else self._pending_policy_state,
             "current_arm": self.current_arm,
@@ -204,13 +215,17 @@ class BanditLRCallback(HfEffCallback):
             "episode_start_loss": self.episode_start_loss,
             "reward_scale": self.reward_scale,
             "history": copy.deepcopy(self.history),
+            "snapshot": self._snapshot is not None,
         }
 
     @progress.setter
     def progress(self, value: dict[str, Any]) -> None:
-        expected = {"policy", "current_arm", "steps_in_episode", "episode_start_loss", "reward_scale", "history"}
-        if not isinstance(value, dict) or set(value) != expected:
-            raise ValueError(f"BanditLRCallback progress must have the keys {sorted(expected)}, got {value!r:.200}")
+        # "snapshot" is absent from checkpoints written before snapshots were checkpointed
+        if not isinstance(value, dict) or not PROGRESS_KEYS <= set(value) <= PROGRESS_KEYS | {"snapshot"}:
+            raise ValueError(
+                f"BanditLRCallback progress must have the keys {sorted(PROGRESS_KEYS)} (and 'snapshot'), got "
+                f"{value!r:.200}"
+            )
         arm = value["current_arm"]
         if arm is not None and not (isinstance(arm, int) and 0 <= arm < len(self.config.arms)):
             raise ValueError(f"saved current_arm {arm!r} does not index the {len(self.config.arms)} arms")
@@ -219,6 +234,7 @@ class BanditLRCallback(HfEffCallback):
         self.episode_start_loss = value["episode_start_loss"]
         self.reward_scale = value["reward_scale"]
         self.history = copy.deepcopy(value["history"])
+        self._snapshot_in_checkpoint = bool(value.get("snapshot", False))
         if self.policy is not None and value["policy"] is not None:
             self.policy.load_state_dict(value["policy"])
         else:
@@ -249,8 +265,11 @@ class BanditLRCallback(HfEffCallback):
         if self.current_arm is None:  # a fresh run (a resumed one restored its episode progress)
             start_loss = self._probe_loss(model) if self.config.reward == "probe_loss" else None
             self._start_episode(start_loss, model, optimizer, lr_scheduler)
-        elif self.config.backtrack and self.steps_in_episode == 0:
+        elif self._snapshot_in_checkpoint:
+            self._snapshot = self._load_snapshot(args, state)
+        elif self.config.backtrack and self.steps_in_episode == 0:  # a checkpoint written before snapshots were saved
             self._snapshot = snapshot_training_state(model, optimizer, lr_scheduler)
+        self._snapshot_in_checkpoint = False
         self._apply_lr(optimizer, lr_scheduler)
 
     def on_step_begin(self, args, state, control, optimizer=None, lr_scheduler=None, **kwargs):
@@ -273,8 +292,36 @@ class BanditLRCallback(HfEffCallback):
             self._finish_episode(float(logs["loss"]), state, model, optimizer, lr_scheduler)
         super().on_log(args, state, control, logs=logs, **kwargs)  # the episode's metrics join this entry
 
+    def on_save(self, args, state, control, **kwargs):
+        # the checkpoint's trainer_state.json (written just before) says whether a snapshot belongs to it
+        if self._snapshot is not None and args.should_save:
+            path = os.path.join(checkpoint_folder(args, state), SNAPSHOT_FILENAME)
+            save_state_file(path, self._snapshot, metadata={"global_step": str(state.global_step)})
+
     def on_train_end(self, args, state, control, **kwargs):
         self._snapshot = None
+
+    def _load_snapshot(self, args: TrainingArguments, state: TrainerState) -> dict[str, Any]:
+        """The episode-start snapshot saved with the checkpoint being resumed (errors name the file)."""
+        folder = resumed_checkpoint(args, state) or checkpoint_folder(args, state)
+        path = os.path.join(folder, SNAPSHOT_FILENAME)
+        if not os.path.isfile(path):
+            raise FileNotFoundError(
+                f"BanditLRCallback: the checkpoint of step {state.global_step} was saved with an episode-start "
+                f"snapshot (backtrack=True), but {path} does not exist. If the checkpoint was moved out of "
+                "output_dir, resume with BanditLRTrainer (or any Trainer with HfEffTrainerMixin), which tells "
+                "callbacks the folder it resumes from"
+            )
+        snapshot, metadata = load_state_file(path, what="BanditLRCallback's episode-start snapshot")
+        if metadata.get("global_step") != str(state.global_step):
+            raise ValueError(
+                f"{path} holds the snapshot saved at step {metadata.get('global_step')}, but the run resumes at step "
+                f"{state.global_step}"
+            )
+        if not isinstance(snapshot, dict) or set(snapshot) != {"model", "optimizer", "scheduler", "scaler"}:
+            found = sorted(snapshot) if isinstance(snapshot, dict) else type(snapshot).__name__
+            raise ValueError(f"{path} does not hold a training-state snapshot (found {found!r:.200})")
+        return snapshot
 
     # ------------------------------------------------------------------------------------------------------------
     # episodes
@@ -299,8 +346,8 @@ class BanditLRCallback(HfEffCallback):
                 self._warned_missing_snapshot = True
                 logger.warning(
                     "BanditLRCallback: an episode made the objective worse but cannot be backtracked because the "
-                    "run was resumed in the middle of it (snapshots are not checkpointed); use save_steps that are "
-                    "multiples of episode_steps to avoid this"
+                    "run was resumed in its middle from a checkpoint written without the episode-start snapshot "
+                    "(by an hf_eff version that did not save it)"
                 )
         self._snapshot = None
         if start_loss is None:
@@ -428,6 +475,14 @@ class BanditLRCallback(HfEffCallback):
                 "BanditLRCallback(mode='absolute') sets the learning rate itself every step, so lr_scheduler_type=%r "
                 "has no effect; use mode='multiplier' to keep the schedule's shape",
                 _enum_value(args.lr_scheduler_type),
+            )
+        if self.config.reward == "train_loss" and self.current_arm is not None and self.steps_in_episode > 0:
+            logger.warning(
+                "BanditLRCallback(reward='train_loss') resumed %d steps into an episode: Trainer does not checkpoint "
+                "its running loss, so this episode's reward averages only the steps after the resume and the run "
+                "will not match an uninterrupted one exactly. Save at multiples of episode_steps (%d) to avoid this",
+                self.steps_in_episode,
+                self.config.episode_steps,
             )
         if state.global_step > 0 and self.current_arm is None and not args.restore_callback_states_from_checkpoint:
             logger.warning(
