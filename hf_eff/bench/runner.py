@@ -71,7 +71,13 @@ def run_tour(*, seed: int, output_dir: Path, only: list[str] | None = None) -> l
             report, seconds = run_one(bench, settings)
         except Exception as error:  # the tour goes on; the table says what failed
             rows.append(
-                {"method": bench.name, "effect": "failed", "vs": "", "measured": f"{type(error).__name__}: {error}"}
+                {
+                    "method": bench.name,
+                    "effect": "failed",
+                    "vs": "",
+                    "measured": f"{type(error).__name__}: {error}",
+                    "better": "",
+                }
             )
             continue
         h = report.headline
@@ -81,6 +87,7 @@ def run_tour(*, seed: int, output_dir: Path, only: list[str] | None = None) -> l
                 "effect": h.effect if h else report.title,
                 "vs": h.baseline if h else "",
                 "measured": h.format_value() if h else "see report",
+                "better": h.better if h else "",
                 "seconds": round(seconds, 1),
             }
         )
