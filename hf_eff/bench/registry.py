@@ -100,3 +100,12 @@ def benchmark_summaries() -> dict[str, str]:
             if isinstance(node, ast.FunctionDef):
                 summaries.update(filter(None, map(_declared, node.decorator_list)))
     return dict(sorted(summaries.items()))
+
+
+def check_benchmark_names(names: list[str]) -> None:
+    """A ValueError naming the first unknown benchmark and listing the known ones; imports no benchmark, so that a
+    typo on the command line is answered at once."""
+    known = sorted({*benchmark_summaries(), *_BENCHMARKS})
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise ValueError(f"unknown method {unknown[0]!r}; available: {', '.join(known) or 'none yet'}")

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from hf_eff.bench.registry import Benchmark, BenchSettings, available_benchmarks
+from hf_eff.bench.registry import Benchmark, BenchSettings, available_benchmarks, check_benchmark_names
 from hf_eff.bench.report import BenchReport, markdown_table, write_report
 
 
@@ -21,13 +21,11 @@ def seed_everything(seed: int) -> None:
 
 def select_benchmarks(names: list[str] | str) -> list[Benchmark]:
     """Benchmarks by name (``"all"`` for every one); a clear error lists the names that exist."""
-    known = available_benchmarks()
     if names == "all" or names == ["all"]:
-        return list(known.values())
+        return list(available_benchmarks().values())
     names = [names] if isinstance(names, str) else names
-    unknown = [n for n in names if n not in known]
-    if unknown:
-        raise ValueError(f"unknown method {unknown[0]!r}; available: {', '.join(known) or 'none yet'}")
+    check_benchmark_names(names)
+    known = available_benchmarks()
     return [known[n] for n in names]
 
 

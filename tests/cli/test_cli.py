@@ -95,9 +95,20 @@ def test_bgsub_output_files_are_checked_before_any_work(option, tmp_path):
     assert_one_line_error(result, 2, "is a folder, expected a file path")
 
 
-def test_an_unknown_benchmark_is_a_bad_argument():  # one launcher: it imports every benchmark (slow to start)
+def test_an_unknown_benchmark_is_a_bad_argument():
     result = run_cli("bench", "no-such-method", launcher="hf-eff")
-    assert_one_line_error(result, 2, "unknown method 'no-such-method'")
+    assert_one_line_error(result, 2, "unknown method 'no-such-method'; available: bandit_lr, bgsub")
+
+
+@pytest.mark.parametrize("args", [["bench", "nosuch"], ["tour", "--only", "revbifpn", "nosuch"]])
+def test_an_unknown_benchmark_is_answered_without_importing_any(args):
+    code = (
+        f"import sys; from hf_eff.cli import main; code = main({args!r}); "
+        "print(code, sorted(m for m in sys.modules if m.startswith(('torch', 'hf_eff.bench.'))))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert "unknown method 'nosuch'" in result.stderr
+    assert result.stdout.strip() == "2 " + str(["hf_eff.bench.registry", "hf_eff.bench.report"])
 
 
 @pytest.mark.parametrize("launcher", LAUNCHERS)
