@@ -153,6 +153,7 @@ def _headline(rows: list[dict[str, Any]], fixed: dict[str, float]) -> Headline:
     best, median = min(fixed.values()), statistics.median(fixed.values())
     default = next(row for row in rows if row["run"] == f"bandit {HEADLINE_VARIANT}")
     return Headline(
+        better="lower",
         effect="final test loss of one D-UCB + backtracking run relative to the best of a grid search",
         baseline=f"best of {len(ARMS)} fixed-LR SGD runs (same grid)",
         value=default["loss / best fixed"],

@@ -261,6 +261,7 @@ def run(settings: BenchSettings) -> BenchReport:
         title="CRAFTMaps: compact random feature maps for polynomial kernels vs scikit-learn",
         rows=rows,
         headline=Headline(
+            better="higher",
             effect="lower Gram-matrix error (geometric mean)",
             baseline=f"{BASELINE} at the same output dimension",
             value=1 / geometric_mean,

@@ -260,6 +260,7 @@ def run(settings: BenchSettings) -> BenchReport:
         title="HD-CNN vs its flat building block (test error, inference cost, PQ)",
         rows=rows,
         headline=Headline(
+            better="higher",
             effect="test error reduction of HD-CNN (top-1 conditional execution)",
             baseline="flat building block with the same extra training",
             value=round(statistics.mean(gain_top1), 2),

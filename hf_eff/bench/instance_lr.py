@@ -270,6 +270,7 @@ def _run(settings: BenchSettings) -> BenchReport:
         title="Per-instance dynamic learning rates under label noise (digits)",
         rows=rows,
         headline=Headline(
+            better="higher",
             effect=f"test accuracy under {headline_noise} label noise, {ilr['arch']}",
             baseline="plain training in the same run",
             value=ilr["vs plain (pp)"],

@@ -8,15 +8,26 @@ from pathlib import Path
 from typing import Any
 
 
+BETTER = ("higher", "lower")
+
+
 @dataclass
 class Headline:
-    """One row of the ``hf-eff tour`` table: what the method saves or gains against its baseline."""
+    """One row of the ``hf-eff tour`` table: what the method saves or gains against its baseline.
+
+    ``better`` says which way the value is good, and is required: in one table, a memory saving of 3x (higher is
+    better) and a loss 3x the best baseline's (lower is better) must not read alike."""
 
     effect: str  # e.g. "training memory (bytes saved for backward)"
     baseline: str  # e.g. "same network storing activations"
     value: float  # the measured ratio or difference
     unit: str = "x"  # "x" for ratios, or a unit such as "pp" / "%"
     note: str = ""
+    better: str = field(kw_only=True)  # "higher" or "lower"
+
+    def __post_init__(self):
+        if self.better not in BETTER:
+            raise ValueError(f"better must be one of {BETTER}, got {self.better!r}")
 
     def format_value(self) -> str:
         return f"{self.value:.3g}{self.unit}" if self.unit == "x" else f"{self.value:.3g} {self.unit}"
@@ -102,7 +113,7 @@ def write_report(report: BenchReport, output_dir: str | Path) -> dict[str, Path]
     md = [f"# {report.title}\n"]
     if report.headline is not None:
         h = report.headline
-        md.append(f"**{h.effect}**: {h.format_value()} vs {h.baseline}. {h.note}\n")
+        md.append(f"**{h.effect}**: {h.format_value()} vs {h.baseline} ({h.better} is better). {h.note}\n")
     md.append(markdown_table(report.rows))
     for stem, figure in report.figures.items():
         png = output_dir / f"{report.method}_{stem}.png"

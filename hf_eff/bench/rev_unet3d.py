@@ -389,6 +389,7 @@ def run(settings: BenchSettings) -> BenchReport:
         title="Reversible 3D U-Net: what fits in the storing network's real peak memory",
         rows=rows,
         headline=Headline(
+            better="higher",
             effect=f"real training-step peak memory saved ({size}^3, batch 1)",
             baseline="same network storing activations",
             value=round(peak_ratio, 2),

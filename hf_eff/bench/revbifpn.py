@@ -233,6 +233,7 @@ def run(settings: BenchSettings) -> BenchReport:
         title="RevBiFPN: training memory, reversible vs storing activations vs checkpointing",
         rows=rows,
         headline=Headline(
+            better="higher",
             effect="activation memory saved (RevBiFPN-S0, 224 px)",
             baseline="same network storing activations",
             value=headline_row["ratio_vs_storing"],

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from hf_eff.bench.registry import Benchmark, BenchSettings, available_benchmarks
+from hf_eff.bench.registry import Benchmark, BenchSettings, available_benchmarks, check_benchmark_names
 from hf_eff.bench.report import BenchReport, markdown_table, write_report
 
 
@@ -21,13 +21,11 @@ def seed_everything(seed: int) -> None:
 
 def select_benchmarks(names: list[str] | str) -> list[Benchmark]:
     """Benchmarks by name (``"all"`` for every one); a clear error lists the names that exist."""
-    known = available_benchmarks()
     if names == "all" or names == ["all"]:
-        return list(known.values())
+        return list(available_benchmarks().values())
     names = [names] if isinstance(names, str) else names
-    unknown = [n for n in names if n not in known]
-    if unknown:
-        raise ValueError(f"unknown method {unknown[0]!r}; available: {', '.join(known) or 'none yet'}")
+    check_benchmark_names(names)
+    known = available_benchmarks()
     return [known[n] for n in names]
 
 
@@ -71,7 +69,13 @@ def run_tour(*, seed: int, output_dir: Path, only: list[str] | None = None) -> l
             report, seconds = run_one(bench, settings)
         except Exception as error:  # the tour goes on; the table says what failed
             rows.append(
-                {"method": bench.name, "effect": "failed", "vs": "", "measured": f"{type(error).__name__}: {error}"}
+                {
+                    "method": bench.name,
+                    "effect": "failed",
+                    "vs": "",
+                    "measured": f"{type(error).__name__}: {error}",
+                    "better": "",
+                }
             )
             continue
         h = report.headline
@@ -81,6 +85,7 @@ def run_tour(*, seed: int, output_dir: Path, only: list[str] | None = None) -> l
                 "effect": h.effect if h else report.title,
                 "vs": h.baseline if h else "",
                 "measured": h.format_value() if h else "see report",
+                "better": h.better if h else "",
                 "seconds": round(seconds, 1),
             }
         )

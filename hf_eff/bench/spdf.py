@@ -229,6 +229,7 @@ def run(settings: BenchSettings) -> BenchReport:
 
 def _headline(row: dict, p: dict, overhead: float) -> Headline:
     return Headline(
+        better="higher",
         effect="theoretical pre-training FLOPs saved at 75% sparsity",
         baseline="dense pre-training on the same tokens",
         value=row["dense / run FLOPs"],

@@ -304,6 +304,7 @@ def _run(settings: BenchSettings) -> BenchReport:
         f"{phase2_epochs} epoch(s), 4 averages per epoch, update_bn); one process, so its time is its wall time",
     ]
     headline = Headline(
+        better="higher",
         effect="SWAP (2 workers) test accuracy minus small-batch SGD's, same epochs",
         baseline="small-batch SGD",
         value=gap,

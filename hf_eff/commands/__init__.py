@@ -10,6 +10,7 @@ second import of it would create a second, different ``UsageError``.
 """
 
 import argparse
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -32,12 +33,56 @@ def arguments_checked() -> Iterator[None]:
         raise UsageError(str(error)) from error
 
 
+def _nearest_existing(path: Path) -> Path:
+    path = path.absolute()
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def _why_not_writable(folder: Path) -> str | None:
+    existing = _nearest_existing(folder)
+    if not existing.is_dir():
+        return f"{existing} is not a folder"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"{existing} is not writable"
+    return None
+
+
+def writable_dir(value: str) -> Path:
+    """An argparse ``type`` for a folder the command will write to: it exists as a writable folder, or can be
+    created. Checked when the arguments are parsed, so a typo fails before the work, not after it. Creates
+    nothing: ``--help`` and a failing argument leave the disk as it was."""
+    path = Path(value)
+    if reason := _why_not_writable(path):
+        raise argparse.ArgumentTypeError(f"cannot write to folder {value!r}: {reason}")
+    return path
+
+
+def writable_file(value: str) -> Path:
+    """An argparse ``type`` for a file the command will write: not a folder, and its folder can be written."""
+    path = Path(value)
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{value!r} is a folder, expected a file path")
+    if reason := _why_not_writable(path.parent):
+        raise argparse.ArgumentTypeError(f"cannot write {value!r}: {reason}")
+    return path
+
+
+def existing_file(value: str) -> Path:
+    """An argparse ``type`` for an input file: it must exist (a missing input is a bad argument)."""
+    path = Path(value)
+    if not path.is_file():
+        raise argparse.ArgumentTypeError(f"no such file: {value!r}" if not path.exists() else f"not a file: {value!r}")
+    return path
+
+
 def add_common_arguments(parser: argparse.ArgumentParser, default_output_dir: str) -> None:
     """``--seed`` and ``--output_dir``, which every command takes."""
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     parser.add_argument(
         "--output_dir",
-        type=Path,
-        default=Path(default_output_dir),
+        type=writable_dir,
+        default=default_output_dir,  # a string, so argparse checks the default too
         help=f"where to write results (default: {default_output_dir})",
     )

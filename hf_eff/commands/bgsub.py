@@ -1,9 +1,8 @@
 """``hf-eff bgsub FOREGROUND_VIDEO BACKGROUND_VIDEO``: the object-only video from two handheld videos of one scene."""
 
 import argparse
-from pathlib import Path
 
-from hf_eff.commands import add_common_arguments, arguments_checked
+from hf_eff.commands import add_common_arguments, arguments_checked, existing_file, writable_file
 
 
 def add_parser(subparsers) -> None:
@@ -16,15 +15,17 @@ def add_parser(subparsers) -> None:
             "Writes the object-only video (background black), optionally a mask video, and a JSON summary."
         ),
     )
-    parser.add_argument("foreground_video", type=Path, help="video with the object(s)")
-    parser.add_argument("background_video", type=Path, help="video of the same scene without the object(s)")
+    parser.add_argument("foreground_video", type=existing_file, help="video with the object(s)")
+    parser.add_argument("background_video", type=existing_file, help="video of the same scene without the object(s)")
     parser.add_argument(
         "--output",
-        type=Path,
+        type=writable_file,
         default=None,
         help="object-only video (.mp4/.mkv/.avi; default OUTPUT_DIR/foreground.mp4)",
     )
-    parser.add_argument("--masks", type=Path, default=None, help="also write the masks as a video (.mp4/.mkv/.avi)")
+    parser.add_argument(
+        "--masks", type=writable_file, default=None, help="also write the masks as a video (.mp4/.mkv/.avi)"
+    )
     parser.add_argument(
         "--matching",
         choices=("windowed", "brute-force"),

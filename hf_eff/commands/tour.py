@@ -15,10 +15,12 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from hf_eff.bench.runner import run_tour, select_benchmarks
+    from hf_eff.bench.registry import check_benchmark_names
 
     if args.only:
         with arguments_checked():
-            select_benchmarks(args.only)
+            check_benchmark_names(args.only)
+    from hf_eff.bench.runner import run_tour
+
     run_tour(seed=args.seed, output_dir=args.output_dir, only=args.only)
     return 0

@@ -3,12 +3,49 @@
 This is the only place in hf_eff that may reach a hub, and only when the user names a dataset id themselves.
 """
 
+import os
+import socket
 from pathlib import Path
+from urllib.parse import urlparse
 
 import datasets
 
 
 _FILE_BUILDERS = {".txt": "text", ".csv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
+
+
+def looks_like_a_path(name: str) -> bool:
+    """Whether ``name`` was meant as a local path rather than a Hub id: it starts like one (``./``, ``/``, ``~``)
+    or ends in a data-file extension."""
+    return name.startswith((".", "/", "~", os.sep)) or Path(name).suffix in _FILE_BUILDERS
+
+
+def hub_id_problem(name: str) -> str | None:
+    """Why ``name``, which is no local path, cannot be loaded from the Hub, decided without waiting on the
+    network's retries (tens of seconds when there is no network); ``None`` when it is worth asking the Hub."""
+    from huggingface_hub import constants
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    if looks_like_a_path(name):
+        return "no such file or folder"
+    try:
+        validate_repo_id(name)
+    except HFValidationError:
+        return "no such file or folder, and not a valid Hub id"
+    offline = constants.HF_HUB_OFFLINE or os.environ.get("HF_DATASETS_OFFLINE", "").upper() in (
+        "1",
+        "ON",
+        "YES",
+        "TRUE",
+    )
+    if offline:
+        return None  # the libraries answer at once from the local cache
+    host = urlparse(constants.ENDPOINT).hostname or "huggingface.co"
+    try:
+        socket.create_connection((host, 443), timeout=3).close()
+    except OSError as error:
+        return f"no such file or folder, and the Hub ({host}) cannot be reached ({error}); set HF_HUB_OFFLINE=1 to use cached copies"
+    return None
 
 
 def load_external_dataset(name: str, argument: str = "name") -> datasets.DatasetDict:
@@ -26,6 +63,8 @@ def load_external_dataset(name: str, argument: str = "name") -> datasets.Dataset
                     f"extensions {sorted(_FILE_BUILDERS)}, found {sorted(suffixes) or 'no data files'}"
                 )
             loaded = datasets.load_dataset(_FILE_BUILDERS[files[0].suffix], data_files=[str(p) for p in files])
+    elif problem := hub_id_problem(name):
+        raise ValueError(f"{argument}={name!r} is neither a built-in dataset nor an existing local path: {problem}")
     else:
         try:
             loaded = datasets.load_dataset(name)

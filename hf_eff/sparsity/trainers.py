@@ -15,6 +15,7 @@ from torch import nn
 from transformers import AutoModelForCausalLM, PreTrainedModel, Trainer
 from transformers.trainer import TRAINING_ARGS_NAME
 
+from hf_eff.data.external import hub_id_problem
 from hf_eff.sparsity.checkpointing import MASKS_FILENAME, load_masks, save_masks
 from hf_eff.sparsity.config import SparsityConfig
 from hf_eff.sparsity.flops import training_flops
@@ -194,6 +195,8 @@ def densify(
     folder = None
     if isinstance(model, (str, os.PathLike)):
         folder = Path(model)
+        if not folder.is_dir() and (problem := hub_id_problem(str(model))):
+            raise ValueError(f"model={str(model)!r} is not a checkpoint folder: {problem}")
         model = AutoModelForCausalLM.from_pretrained(folder)
     if not isinstance(model, PreTrainedModel):
         raise TypeError(f"model must be a PreTrainedModel or a checkpoint folder, got {type(model).__name__}")

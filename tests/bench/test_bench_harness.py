@@ -68,7 +68,7 @@ def test_report_writer_writes_json_markdown_and_png(tmp_path):
         method="demo",
         title="Demo benchmark",
         rows=[{"variant": "a", "ratio": 2.5, "count": 12000}, {"variant": "b", "ratio": 1.25}],
-        headline=Headline(effect="memory saved", baseline="storing", value=2.5),
+        headline=Headline(effect="memory saved", baseline="storing", value=2.5, better="higher"),
         notes=["a note"],
         meta={"batch": 4},
         figures={"curve": figure},
@@ -79,8 +79,33 @@ def test_report_writer_writes_json_markdown_and_png(tmp_path):
     assert data["headline"]["value"] == 2.5 and data["meta"]["batch"] == 4 and "torch" in data["meta"]
     markdown = paths["md"].read_text()
     assert "| variant | ratio | count |" in markdown and "| a | 2.5 | 12,000 |" in markdown
-    assert "memory saved" in markdown and "a note" in markdown
+    assert "memory saved" in markdown and "a note" in markdown and "(higher is better)" in markdown
     assert paths["curve"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_headline_must_say_which_direction_is_better():
+    with pytest.raises(TypeError, match="better"):
+        Headline(effect="loss", baseline="best fixed rate", value=3.0)
+    with pytest.raises(ValueError, match="better must be one of"):
+        Headline(effect="loss", baseline="best fixed rate", value=3.0, better="up")
+
+
+def test_every_benchmark_headline_says_which_direction_is_better():
+    """Read from the sources (running every benchmark is minutes); a loss ratio must not read as a saving."""
+    import ast
+    from pathlib import Path
+
+    import hf_eff.bench as package
+    from hf_eff.bench.registry import benchmark_summaries
+
+    directions = {}
+    for name in benchmark_summaries():
+        tree = ast.parse((Path(package.__path__[0]) / f"{name}.py").read_text())
+        calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and getattr(n.func, "id", "") == "Headline"]
+        assert calls, name
+        directions[name] = {k.value.value for c in calls for k in c.keywords if k.arg == "better"}
+    assert directions["bandit_lr"] == {"lower"}  # final loss relative to the best fixed rate
+    assert all(d == {"higher"} for name, d in directions.items() if name != "bandit_lr"), directions
 
 
 def test_markdown_table_unions_columns():

@@ -11,7 +11,9 @@ def demo_benchmark(monkeypatch):
 
     @benchmark("zz-demo", summary="a demo")
     def run(settings):
-        return BenchReport("zz-demo", "Demo", rows=[{"seed": settings.seed}], headline=Headline("gain", "base", 2.0))
+        return BenchReport(
+            "zz-demo", "Demo", rows=[{"seed": settings.seed}], headline=Headline("gain", "base", 2.0, better="higher")
+        )
 
     @benchmark("zz-broken", summary="fails")
     def broken(settings):
@@ -34,7 +36,8 @@ def test_duplicate_names_are_refused(demo_benchmark):
 
 def test_tour_writes_a_table_and_survives_a_failing_method(demo_benchmark, tmp_path):
     rows = run_tour(seed=3, output_dir=tmp_path, only=["zz-demo", "zz-broken"])
-    assert rows[0]["measured"] == "2x" and rows[0]["effect"] == "gain"
+    assert rows[0]["measured"] == "2x" and rows[0]["effect"] == "gain" and rows[0]["better"] == "higher"
     assert rows[1]["effect"] == "failed" and "boom" in rows[1]["measured"]
+    assert "| better |" in (tmp_path / "tour.md").read_text().splitlines()[2]
     assert (tmp_path / "tour.md").exists() and (tmp_path / "zz-demo.json").exists()
     assert '"seed": 3' in (tmp_path / "zz-demo.json").read_text()

@@ -60,32 +60,88 @@ def test_version(launcher):
         (["tour", "--seed", "x"], "invalid int value"),
         (["bench"], "required"),
         (["spdf", "--seq_len", "1"], "--seq_len must be >= 2"),  # a UsageError raised by the command itself
-        (["bgsub", "fg.mp4", "bg.mp4", "--threshold", "high"], "--threshold: must be a number or 'auto'"),
+        (["bgsub", __file__, __file__, "--threshold", "high"], "--threshold: must be a number or 'auto'"),
+        (["bgsub", "no-such-fg.mp4", __file__], "foreground_video: no such file: 'no-such-fg.mp4'"),
+        (["bgsub", __file__, "no-such-bg.mp4"], "background_video: no such file: 'no-such-bg.mp4'"),
+        (["tour", "--only", "nosuch"], "unknown method 'nosuch'"),
     ],
 )
 def test_bad_arguments_give_one_line_and_exit_code_2(args, message, launcher):
     assert_one_line_error(run_cli(*args, launcher=launcher), 2, message)
 
 
-def test_an_unknown_benchmark_is_a_bad_argument():  # one launcher: it imports every benchmark (slow to start)
+@pytest.mark.parametrize(  # one launcher: these import the SPDF recipe (transformers), seconds each
+    "args, message",
+    [
+        (["spdf", "--sparsity", "1.5"], "sparsity must be in [0, 1)"),
+        (["spdf", "--model_config", "nosuch"], "model_config must be one of"),
+    ],
+)
+def test_values_the_library_refuses_are_bad_arguments(args, message):
+    assert_one_line_error(run_cli(*args, launcher="hf-eff"), 2, message)
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["tour"], ["bench", "revbifpn", "--quick"], ["spdf"], ["bgsub", __file__, __file__]],
+    ids=lambda command: command[0],
+)
+def test_an_output_dir_that_cannot_be_created_fails_before_any_work(command, tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    result = run_cli(*command, "--output_dir", str(blocker / "out"), timeout=60)
+    assert_one_line_error(result, 2, f"--output_dir: cannot write to folder '{blocker / 'out'}'")
+    assert list(tmp_path.iterdir()) == [blocker]
+
+
+@pytest.mark.parametrize("option", ["--output", "--masks"])
+def test_bgsub_output_files_are_checked_before_any_work(option, tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    result = run_cli("bgsub", __file__, __file__, option, str(blocker / "x.mp4"), "--output_dir", str(tmp_path))
+    assert_one_line_error(result, 2, f"{option}: cannot write '{blocker / 'x.mp4'}': {blocker} is not a folder")
+    result = run_cli("bgsub", __file__, __file__, option, str(tmp_path), "--output_dir", str(tmp_path))
+    assert_one_line_error(result, 2, "is a folder, expected a file path")
+
+
+def test_an_unknown_benchmark_is_a_bad_argument():
     result = run_cli("bench", "no-such-method", launcher="hf-eff")
-    assert_one_line_error(result, 2, "unknown method 'no-such-method'")
+    assert_one_line_error(result, 2, "unknown method 'no-such-method'; available: bandit_lr, bgsub")
+
+
+@pytest.mark.parametrize("args", [["bench", "nosuch"], ["tour", "--only", "revbifpn", "nosuch"]])
+def test_an_unknown_benchmark_is_answered_without_importing_any(args):
+    code = (
+        f"import sys; from hf_eff.cli import main; code = main({args!r}); "
+        "print(code, sorted(m for m in sys.modules if m.startswith(('torch', 'hf_eff.bench.'))))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert "unknown method 'nosuch'" in result.stderr
+    assert result.stdout.strip() == "2 " + str(["hf_eff.bench.registry", "hf_eff.bench.report"])
 
 
 @pytest.mark.parametrize("launcher", LAUNCHERS)
 def test_a_failure_while_running_gives_one_line_and_exit_code_1(launcher, tmp_path):
-    missing = tmp_path / "missing.mp4"
-    result = run_cli("bgsub", str(missing), str(missing), "--output_dir", str(tmp_path), launcher=launcher)
-    assert_one_line_error(result, 1, "no such video file")
+    not_a_video = tmp_path / "not_a_video.mp4"
+    not_a_video.write_text("these bytes are no video")
+    result = run_cli("bgsub", str(not_a_video), str(not_a_video), "--output_dir", str(tmp_path), launcher=launcher)
+    assert_one_line_error(result, 1, "cannot read")
 
 
-def test_bench_list_names_every_registered_benchmark(capsys):
+def test_bench_list_names_every_benchmark_without_importing_any():
     from hf_eff.bench import available_benchmarks
 
-    assert main(["bench", "list"]) == 0
-    out = capsys.readouterr().out
-    for name in available_benchmarks():
-        assert name in out
+    listing = (
+        "import sys; from hf_eff.cli import main; main(['bench', 'list']); "
+        "print(sorted(m for m in sys.modules if m.startswith(('torch', 'transformers', 'hf_eff.bench.'))))"
+    )
+    result = subprocess.run([sys.executable, "-c", listing], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    *lines, imported = result.stdout.strip().splitlines()
+    listed = {line.split(maxsplit=1)[0]: line.split(maxsplit=1)[1] for line in lines}
+    assert listed == {name: bench.summary for name, bench in available_benchmarks().items()}
+    assert len(listed) >= 9
+    assert imported == str(["hf_eff.bench.registry", "hf_eff.bench.report"])
 
 
 def test_tour_with_no_methods_still_runs_and_says_so(tmp_path, monkeypatch, capsys):

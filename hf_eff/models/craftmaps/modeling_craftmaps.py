@@ -9,6 +9,7 @@ normal equations (summed across processes under ``torch.distributed``), then one
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -146,16 +147,15 @@ class CraftMapsForClassification(ModelCardMixin, CraftMapsPreTrainedModel):
         """
         equations = NormalEquations(self.config.n_components, self.code_matrix.shape[1], self.config.fit_intercept)
         num_labels = self.config.num_labels
+        if isinstance(data, tuple) and len(data) == 2:  # checked here: iter_batches would fail on string labels
+            data = (data[0], _class_indices(data[1], num_labels))
         for inputs, labels in iter_batches(data, batch_size, features_column, label_column):
-            labels = torch.as_tensor(labels).reshape(-1).long()
-            if labels.numel() and (labels.min() < 0 or labels.max() >= num_labels):
-                raise ValueError(
-                    f"labels must be in [0, {num_labels - 1}] (config.num_labels={num_labels}), got values in "
-                    f"[{int(labels.min())}, {int(labels.max())}]"
-                )
+            labels = _class_indices(labels, num_labels)
             z = self.embed(torch.as_tensor(inputs).to(self.device))
             equations.update(z, self.code_matrix.double().cpu()[labels])
         _all_reduce_(equations)
+        if equations.n_samples == 0:
+            raise ValueError("fit() got no training samples: data is empty")
         weights, bias = equations.solve(float(self.config.alpha))
         self.classifier.weight.copy_(weights.T.to(self.classifier.weight))
         self.classifier.bias.copy_(bias.to(self.classifier.bias))
@@ -178,6 +178,28 @@ class CraftMapsForClassification(ModelCardMixin, CraftMapsPreTrainedModel):
             "exact_features": self.feature_map.n_exact,
             "num_fit_samples": getattr(self, "num_fit_samples", None),
         }
+
+
+def _class_indices(labels: Any, num_labels: int) -> torch.Tensor:
+    """``labels`` as a flat ``LongTensor`` of class indices, or a ValueError saying what was expected."""
+    expected = f"labels must be integer class indices in [0, {num_labels - 1}]"
+    try:
+        labels = torch.as_tensor(labels).reshape(-1)
+    except (TypeError, ValueError, RuntimeError):
+        example = np.asarray(labels, dtype=object).reshape(-1)[:1].tolist()
+        raise ValueError(
+            f"{expected}, got values such as {example[0]!r} if example else labels of type {type(labels).__name__}: "
+            "map them to indices first (e.g. with config.label2id or a datasets ClassLabel)"
+        ) from None
+    if labels.is_floating_point() or labels.is_complex():
+        raise ValueError(f"{expected}, got dtype {labels.dtype}")
+    labels = labels.long()
+    if labels.numel() and (labels.min() < 0 or labels.max() >= num_labels):
+        raise ValueError(
+            f"labels must be in [0, {num_labels - 1}] (config.num_labels={num_labels}), got values in "
+            f"[{int(labels.min())}, {int(labels.max())}]"
+        )
+    return labels
 
 
 def _all_reduce_(equations: NormalEquations) -> None:

@@ -282,9 +282,15 @@ class RevBiFPNModel(RevBiFPNPreTrainedModel):
         self.post_init()
 
     def _stack_input(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        """Validate, then repeat the image along channels up to ``channels[0] / stem_factor**2`` channels."""
-        if not isinstance(pixel_values, torch.Tensor) or not pixel_values.is_floating_point():
-            raise TypeError(f"pixel_values must be a floating-point tensor, got {type(pixel_values).__name__}")
+        """Validate, cast to the model's dtype (float64 images just work), then repeat the image along channels up
+        to ``channels[0] / stem_factor**2`` channels."""
+        if not isinstance(pixel_values, torch.Tensor):
+            raise TypeError(f"pixel_values must be a floating-point torch.Tensor, got {type(pixel_values).__name__}")
+        if not pixel_values.is_floating_point():
+            raise TypeError(
+                f"pixel_values must be a floating-point tensor, got dtype {pixel_values.dtype}: preprocess images "
+                "with RevBiFPNImageProcessor (which rescales and normalises them)"
+            )
         if pixel_values.ndim != 4 or pixel_values.shape[1] != self.config.num_channels:
             raise ValueError(
                 f"pixel_values must have shape (batch, {self.config.num_channels}, height, width), "
@@ -296,6 +302,7 @@ class RevBiFPNModel(RevBiFPNPreTrainedModel):
                 f"pixel_values height and width must be divisible by the total stride {stride}, "
                 f"got {tuple(pixel_values.shape[2:])}"
             )
+        pixel_values = pixel_values.to(self.dtype)
         copies, rest = divmod(self.config.stem_channels, self.config.num_channels)
         return torch.cat([pixel_values] * copies + [pixel_values[:, :rest]], dim=1)
 
