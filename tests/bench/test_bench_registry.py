@@ -7,6 +7,7 @@ from hf_eff.bench.runner import run_tour, select_benchmarks
 
 @pytest.fixture
 def demo_benchmark(monkeypatch):
+    available_benchmarks()  # the real modules register in the real registry first, not in this test's copy
     monkeypatch.setattr(registry_module, "_BENCHMARKS", dict(registry_module._BENCHMARKS))
 
     @benchmark("zz-demo", summary="a demo")
