@@ -11,15 +11,17 @@ gradient-accumulation steps (``loss_is_scaled_for_ga = False``) and DDP averages
 the mean over the whole accumulated, global batch, as with a plain ``Trainer`` on a classifier.
 """
 
+import json
 import logging
 import os
 from collections.abc import Mapping
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from transformers import Trainer
 
-from hf_eff.callbacks.base import HfEffTrainerMixin
+from hf_eff.callbacks._state_file import read_safetensors
+from hf_eff.callbacks.base import TRAINER_STATE_NAME, HfEffTrainerMixin
 from hf_eff.callbacks.instance_lr.collator import IndexPreservingCollator
 from hf_eff.callbacks.instance_lr.per_sample import PerSampleCallback
 
@@ -115,15 +117,31 @@ class InstanceLRTrainerMixin(HfEffTrainerMixin):
         callback = self.per_sample_callback
         name = callback.checkpoint_name
         path = os.path.join(resume_from_checkpoint, f"{name}.safetensors")
+        what = f"{type(callback).__name__} values"
         if not os.path.isfile(path):
+            if _ran_with(resume_from_checkpoint, type(callback).__name__):  # written, then lost: never start afresh
+                raise FileNotFoundError(
+                    f"{path} not found, but the checkpoint was written by a run with {type(callback).__name__}: "
+                    "its values are lost; restore the file or resume from an earlier checkpoint"
+                )
             logger.warning(f"{path} not found: {type(callback).__name__} starts from fresh values")
             return
         local = os.path.join(resume_from_checkpoint, f"{name}_rank{self.args.process_index}.safetensors")
         # handed to whichever callback instance starts training (Trainer may rebuild it from its JSON state)
         self._per_sample_restored[name] = {
-            "shared": load_file(path),
-            "local": load_file(local) if os.path.isfile(local) else {},
+            "shared": read_safetensors(path, what)[0],
+            "local": read_safetensors(local, f"{what} of this rank")[0] if os.path.isfile(local) else {},
         }
+
+
+def _ran_with(checkpoint: str, callback_name: str) -> bool:
+    """Whether the checkpoint's trainer_state.json lists ``callback_name`` among its stateful callbacks (a run
+    that adds the method to a checkpoint of a plain run legitimately has no values file)."""
+    path = os.path.join(checkpoint, TRAINER_STATE_NAME)
+    if not os.path.isfile(path):
+        return False
+    with open(path, encoding="utf-8") as handle:
+        return callback_name in json.load(handle).get("stateful_callbacks", {})
 
 
 class InstanceLRTrainer(InstanceLRTrainerMixin, Trainer):
