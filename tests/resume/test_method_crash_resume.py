@@ -5,6 +5,7 @@ callbacks' ``state()`` and the method's own tensors (SWAP's saved ``swap_average
 from pathlib import Path
 
 import pytest
+from method_recipes import swap
 
 from hf_eff.testing.resume import assert_same_outcome, crash_resume
 
@@ -33,6 +34,18 @@ def test_swap_resumes_exactly_after_a_sigkill(tmp_path, kill_at_step):
     result.assert_identical()
     assert _swap_events(result) == [("phase1_end", 4), ("worker_end", 8), ("worker_end", 12), ("averaged", 12)]
     assert_same_outcome(result.resumed[0]["extra"]["swap_averaged"], result.resumed[0]["model"], label="saved")
+
+
+def test_swap_killed_in_phase3_resumes_from_the_last_phase2_checkpoint(tmp_path):
+    """Phase 3 (average, BatchNorm recompute, save) runs after the last step; a job killed there left the checkpoint
+    of the last step (phase 3, not yet averaged) and resumes straight into the averaging: same model. (In-process:
+    what is on disk is the same as after a SIGKILL during phase 3.)"""
+    full, _ = swap(str(tmp_path / "full"), save_steps=12)
+    full.train()
+    resumed, _ = swap(str(tmp_path / "full"), save_steps=12)
+    resumed.train(resume_from_checkpoint=str(tmp_path / "full" / "checkpoint-12"))
+    assert resumed.swap_callback.averaged and resumed.state.global_step == 12
+    assert_same_outcome(dict(full.model.state_dict()), dict(resumed.model.state_dict()), label="averaged model")
 
 
 @pytest.mark.multiprocess

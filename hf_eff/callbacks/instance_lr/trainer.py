@@ -103,12 +103,12 @@ class InstanceLRTrainerMixin(HfEffTrainerMixin):
         if self.args.should_save:
             tensors = {k: v.contiguous() for k, v in callback.checkpoint_tensors().items()}
             tensors["num_samples"] = torch.tensor([callback.num_samples])
-            save_file(tensors, os.path.join(folder, f"{name}.safetensors"), metadata={"format": "pt"})
+            _save_atomically(tensors, os.path.join(folder, f"{name}.safetensors"), {"format": "pt"})
         local = callback.rank_local_tensors()
         if local:
             local = {k: v.detach().cpu().contiguous() for k, v in local.items()}
             path = os.path.join(folder, f"{name}_rank{self.args.process_index}.safetensors")
-            save_file(local, path, metadata={"format": "pt", "world_size": str(self.args.world_size)})
+            _save_atomically(local, path, {"format": "pt", "world_size": str(self.args.world_size)})
 
     def _load_from_checkpoint(self, resume_from_checkpoint, model=None) -> None:
         super()._load_from_checkpoint(resume_from_checkpoint, model)
@@ -132,6 +132,13 @@ class InstanceLRTrainerMixin(HfEffTrainerMixin):
             "shared": read_safetensors(path, what)[0],
             "local": read_safetensors(local, f"{what} of this rank")[0] if os.path.isfile(local) else {},
         }
+
+
+def _save_atomically(tensors: dict[str, torch.Tensor], path: str, metadata: dict[str, str]) -> None:
+    """Write through a temporary name and a rename: a crash during the write leaves no half-written file."""
+    partial = f"{path}.partial"
+    save_file(tensors, partial, metadata=metadata)
+    os.replace(partial, path)
 
 
 def _ran_with(checkpoint: str, callback_name: str) -> bool:
