@@ -11,15 +11,17 @@ gradient-accumulation steps (``loss_is_scaled_for_ga = False``) and DDP averages
 the mean over the whole accumulated, global batch, as with a plain ``Trainer`` on a classifier.
 """
 
+import json
 import logging
 import os
 from collections.abc import Mapping
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from transformers import Trainer
 
-from hf_eff.callbacks.base import HfEffTrainerMixin
+from hf_eff.callbacks._state_file import read_safetensors
+from hf_eff.callbacks.base import TRAINER_STATE_NAME, HfEffTrainerMixin
 from hf_eff.callbacks.instance_lr.collator import IndexPreservingCollator
 from hf_eff.callbacks.instance_lr.per_sample import PerSampleCallback
 
@@ -101,12 +103,12 @@ class InstanceLRTrainerMixin(HfEffTrainerMixin):
         if self.args.should_save:
             tensors = {k: v.contiguous() for k, v in callback.checkpoint_tensors().items()}
             tensors["num_samples"] = torch.tensor([callback.num_samples])
-            save_file(tensors, os.path.join(folder, f"{name}.safetensors"), metadata={"format": "pt"})
+            _save_atomically(tensors, os.path.join(folder, f"{name}.safetensors"), {"format": "pt"})
         local = callback.rank_local_tensors()
         if local:
             local = {k: v.detach().cpu().contiguous() for k, v in local.items()}
             path = os.path.join(folder, f"{name}_rank{self.args.process_index}.safetensors")
-            save_file(local, path, metadata={"format": "pt", "world_size": str(self.args.world_size)})
+            _save_atomically(local, path, {"format": "pt", "world_size": str(self.args.world_size)})
 
     def _load_from_checkpoint(self, resume_from_checkpoint, model=None) -> None:
         super()._load_from_checkpoint(resume_from_checkpoint, model)
@@ -115,15 +117,38 @@ class InstanceLRTrainerMixin(HfEffTrainerMixin):
         callback = self.per_sample_callback
         name = callback.checkpoint_name
         path = os.path.join(resume_from_checkpoint, f"{name}.safetensors")
+        what = f"{type(callback).__name__} values"
         if not os.path.isfile(path):
+            if _ran_with(resume_from_checkpoint, type(callback).__name__):  # written, then lost: never start afresh
+                raise FileNotFoundError(
+                    f"{path} not found, but the checkpoint was written by a run with {type(callback).__name__}: "
+                    "its values are lost; restore the file or resume from an earlier checkpoint"
+                )
             logger.warning(f"{path} not found: {type(callback).__name__} starts from fresh values")
             return
         local = os.path.join(resume_from_checkpoint, f"{name}_rank{self.args.process_index}.safetensors")
         # handed to whichever callback instance starts training (Trainer may rebuild it from its JSON state)
         self._per_sample_restored[name] = {
-            "shared": load_file(path),
-            "local": load_file(local) if os.path.isfile(local) else {},
+            "shared": read_safetensors(path, what)[0],
+            "local": read_safetensors(local, f"{what} of this rank")[0] if os.path.isfile(local) else {},
         }
+
+
+def _save_atomically(tensors: dict[str, torch.Tensor], path: str, metadata: dict[str, str]) -> None:
+    """Write through a temporary name and a rename: a crash during the write leaves no half-written file."""
+    partial = f"{path}.partial"
+    save_file(tensors, partial, metadata=metadata)
+    os.replace(partial, path)
+
+
+def _ran_with(checkpoint: str, callback_name: str) -> bool:
+    """Whether the checkpoint's trainer_state.json lists ``callback_name`` among its stateful callbacks (a run
+    that adds the method to a checkpoint of a plain run legitimately has no values file)."""
+    path = os.path.join(checkpoint, TRAINER_STATE_NAME)
+    if not os.path.isfile(path):
+        return False
+    with open(path, encoding="utf-8") as handle:
+        return callback_name in json.load(handle).get("stateful_callbacks", {})
 
 
 class InstanceLRTrainer(InstanceLRTrainerMixin, Trainer):

@@ -3,7 +3,8 @@
 Trainer checkpoints hold the main process's model and optimizer only, so in phase 2 every worker also writes
 ``swap/worker-<w>.safetensors`` (its weights and buffers) and ``swap/worker-<w>-optimizer.safetensors`` (the
 tensors of its optimizer state; the non-tensor entries and parameter groups go into the file's JSON metadata).
-Sequential runs add the phase-1 starting point and the running sum of finished workers.
+Sequential runs add the phase-1 starting point and the running sum of finished workers. Reading a file that is
+missing, cut short or damaged raises one error naming it: phase 2 never restarts from other weights silently.
 """
 
 import json
@@ -11,8 +12,10 @@ import os
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import nn
+
+from hf_eff.callbacks._state_file import read_safetensors
 
 
 SWAP_DIR = "swap"
@@ -24,13 +27,12 @@ def swap_path(checkpoint: str, name: str) -> str:
 
 def save_tensors(tensors: dict[str, torch.Tensor], path: str) -> None:
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, path, metadata={"format": "pt"})
+    _save_atomically({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, path, {"format": "pt"})
 
 
 def load_tensors(path: str, device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
-    if not os.path.isfile(path):
-        raise ValueError(f"SWAP checkpoint file {path} is missing: the checkpoint was not written by SWAPTrainer")
-    return {k: v.to(device) for k, v in load_file(path).items()}
+    tensors, _ = read_safetensors(path, "a SWAP replica written by SWAPTrainer")
+    return {k: v.to(device) for k, v in tensors.items()}
 
 
 def model_tensors(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -60,20 +62,27 @@ def save_optimizer_state(state_dict: dict[str, Any], path: str) -> None:
     metadata = {"format": "pt", "scalars": json.dumps(scalars), "param_groups": json.dumps(state_dict["param_groups"])}
     # safetensors refuses an empty dict of tensors only in old versions; a marker keeps the file valid everywhere
     tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()} or {"_empty": torch.zeros(0)}
-    save_file(tensors, path, metadata=metadata)
+    _save_atomically(tensors, path, metadata)
+
+
+def _save_atomically(tensors: dict[str, torch.Tensor], path: str, metadata: dict[str, str]) -> None:
+    """Write through a temporary name and a rename: a crash during the write leaves no half-written replica."""
+    partial = f"{path}.partial"
+    save_file(tensors, partial, metadata=metadata)
+    os.replace(partial, path)
 
 
 def load_optimizer_state(path: str) -> dict[str, Any]:
     """The optimizer ``state_dict`` written by :func:`save_optimizer_state`."""
-    from safetensors import safe_open
-
-    if not os.path.isfile(path):
-        raise ValueError(f"SWAP optimizer file {path} is missing: the checkpoint was not written by SWAPTrainer")
-    with safe_open(path, framework="pt") as file:
-        metadata = file.metadata()
-        tensors = {key: file.get_tensor(key) for key in file.keys() if key != "_empty"}  # noqa: SIM118
-    state: dict[int, dict[str, Any]] = {}
-    for key, value in [*tensors.items(), *json.loads(metadata["scalars"]).items()]:
-        index, name = key.split(".", 1)
-        state.setdefault(int(index), {})[name] = value
-    return {"state": state, "param_groups": json.loads(metadata["param_groups"])}
+    tensors, metadata = read_safetensors(path, "a SWAP optimizer state written by SWAPTrainer")
+    tensors.pop("_empty", None)
+    try:
+        state: dict[int, dict[str, Any]] = {}
+        for key, value in [*tensors.items(), *json.loads(metadata["scalars"]).items()]:
+            index, name = key.split(".", 1)
+            state.setdefault(int(index), {})[name] = value
+        return {"state": state, "param_groups": json.loads(metadata["param_groups"])}
+    except (KeyError, TypeError, ValueError) as error:
+        raise ValueError(
+            f"{path} (a SWAP optimizer state) is corrupted or was not written by hf_eff ({error!r})"
+        ) from error

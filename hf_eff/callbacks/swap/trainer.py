@@ -404,13 +404,14 @@ class SWAPTrainerMixin(HfEffTrainerMixin):
             raise ValueError(f"SWAP is in phase {swap.phase} but training was not resumed from a checkpoint")
         device = self.args.device
         load_model_tensors(self.model, load_tensors(swap_path(checkpoint, f"worker-{swap.worker}"), device))
-        optimizer_file = swap_path(checkpoint, f"worker-{swap.worker}-optimizer")
-        if os.path.isfile(optimizer_file):
-            unwrap_optimizer(self.optimizer).load_state_dict(load_optimizer_state(optimizer_file))
+        # every file the checkpoint must hold is read, so that a lost or damaged one fails naming itself
+        if not self.args.save_only_model:
+            optimizer_state = load_optimizer_state(swap_path(checkpoint, f"worker-{swap.worker}-optimizer"))
+            unwrap_optimizer(self.optimizer).load_state_dict(optimizer_state)
         self._swap_start_state = load_tensors(swap_path(checkpoint, "phase1"), device)
-        if os.path.isfile(swap_path(checkpoint, "phase1-optimizer")):
+        if swap.config.phase2_optimizer_state == "carry":
             self._swap_start_optimizer = load_optimizer_state(swap_path(checkpoint, "phase1-optimizer"))
-        if swap.sequential and os.path.isfile(swap_path(checkpoint, "worker-sum")):
+        if swap.sequential and (swap.worker > 0 or swap.phase == PHASE_AVERAGE):
             tensors = load_tensors(swap_path(checkpoint, "worker-sum"), device)
             self._swap_sq_norms = float(tensors.pop(_SQ_NORMS_KEY))
             self._swap_sum = tensors
