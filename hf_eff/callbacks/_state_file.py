@@ -71,9 +71,15 @@ def save_state_file(path: str | Path, state: Any, metadata: dict[str, str] | Non
     tensors: dict[str, torch.Tensor] = {}
     encoded = _encode(state, "", tensors, set())
     header = {**(metadata or {}), "format": "pt", STATE_KEY: json.dumps(encoded)}
+    save_safetensors_atomically(tensors, path, header)
+
+
+def save_safetensors_atomically(tensors: dict[str, torch.Tensor], path: str | Path, metadata: dict[str, str]) -> None:
+    """``safetensors.torch.save_file`` through a temporary name and a rename: a crash during the write never leaves
+    a half-written file under the final name (the resume then fails naming the missing file instead)."""
     path = Path(path)
     partial = path.with_name(path.name + ".partial")
-    save_file(tensors, str(partial), metadata=header)
+    save_file(tensors, str(partial), metadata=metadata)
     os.replace(partial, path)
 
 

@@ -7,13 +7,11 @@ naming it: resuming with fresh masks would zero trained weights.
 """
 
 import json
-import os
 from pathlib import Path
 
 import torch
-from safetensors.torch import save_file
 
-from hf_eff.callbacks._state_file import read_safetensors
+from hf_eff.callbacks._state_file import read_safetensors, save_safetensors_atomically
 from hf_eff.sparsity.config import SparsityConfig
 
 
@@ -24,10 +22,7 @@ def save_masks(path: str | Path, masks: dict[str, torch.Tensor], config: Sparsit
     """Write the masks through a temporary file and a rename: a crash mid-write leaves no half-written file."""
     tensors = {name: mask.to(device="cpu", dtype=torch.uint8).contiguous() for name, mask in masks.items()}
     metadata = {"format": "pt", "sparsity_config": config.to_json_string(), "tokens_seen": str(int(tokens_seen))}
-    path = Path(path)
-    partial = path.with_name(path.name + ".partial")
-    save_file(tensors, str(partial), metadata=metadata)
-    os.replace(partial, path)
+    save_safetensors_atomically(tensors, path, metadata)
 
 
 def load_masks(path: str | Path) -> tuple[dict[str, torch.Tensor], SparsityConfig, int]:

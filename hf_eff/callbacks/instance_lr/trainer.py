@@ -17,10 +17,9 @@ import os
 from collections.abc import Mapping
 
 import torch
-from safetensors.torch import save_file
 from transformers import Trainer
 
-from hf_eff.callbacks._state_file import read_safetensors
+from hf_eff.callbacks._state_file import read_safetensors, save_safetensors_atomically
 from hf_eff.callbacks.base import TRAINER_STATE_NAME, HfEffTrainerMixin
 from hf_eff.callbacks.instance_lr.collator import IndexPreservingCollator
 from hf_eff.callbacks.instance_lr.per_sample import PerSampleCallback
@@ -103,12 +102,12 @@ class InstanceLRTrainerMixin(HfEffTrainerMixin):
         if self.args.should_save:
             tensors = {k: v.contiguous() for k, v in callback.checkpoint_tensors().items()}
             tensors["num_samples"] = torch.tensor([callback.num_samples])
-            _save_atomically(tensors, os.path.join(folder, f"{name}.safetensors"), {"format": "pt"})
+            save_safetensors_atomically(tensors, os.path.join(folder, f"{name}.safetensors"), {"format": "pt"})
         local = callback.rank_local_tensors()
         if local:
             local = {k: v.detach().cpu().contiguous() for k, v in local.items()}
             path = os.path.join(folder, f"{name}_rank{self.args.process_index}.safetensors")
-            _save_atomically(local, path, {"format": "pt", "world_size": str(self.args.world_size)})
+            save_safetensors_atomically(local, path, {"format": "pt", "world_size": str(self.args.world_size)})
 
     def _load_from_checkpoint(self, resume_from_checkpoint, model=None) -> None:
         super()._load_from_checkpoint(resume_from_checkpoint, model)
@@ -132,13 +131,6 @@ class InstanceLRTrainerMixin(HfEffTrainerMixin):
             "shared": read_safetensors(path, what)[0],
             "local": read_safetensors(local, f"{what} of this rank")[0] if os.path.isfile(local) else {},
         }
-
-
-def _save_atomically(tensors: dict[str, torch.Tensor], path: str, metadata: dict[str, str]) -> None:
-    """Write through a temporary name and a rename: a crash during the write leaves no half-written file."""
-    partial = f"{path}.partial"
-    save_file(tensors, partial, metadata=metadata)
-    os.replace(partial, path)
 
 
 def _ran_with(checkpoint: str, callback_name: str) -> bool:

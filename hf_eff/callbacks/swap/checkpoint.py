@@ -12,10 +12,9 @@ import os
 from typing import Any
 
 import torch
-from safetensors.torch import save_file
 from torch import nn
 
-from hf_eff.callbacks._state_file import read_safetensors
+from hf_eff.callbacks._state_file import read_safetensors, save_safetensors_atomically
 
 
 SWAP_DIR = "swap"
@@ -27,7 +26,7 @@ def swap_path(checkpoint: str, name: str) -> str:
 
 def save_tensors(tensors: dict[str, torch.Tensor], path: str) -> None:
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    _save_atomically({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, path, {"format": "pt"})
+    save_safetensors_atomically({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, path, {"format": "pt"})
 
 
 def load_tensors(path: str, device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
@@ -62,14 +61,7 @@ def save_optimizer_state(state_dict: dict[str, Any], path: str) -> None:
     metadata = {"format": "pt", "scalars": json.dumps(scalars), "param_groups": json.dumps(state_dict["param_groups"])}
     # safetensors refuses an empty dict of tensors only in old versions; a marker keeps the file valid everywhere
     tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()} or {"_empty": torch.zeros(0)}
-    _save_atomically(tensors, path, metadata)
-
-
-def _save_atomically(tensors: dict[str, torch.Tensor], path: str, metadata: dict[str, str]) -> None:
-    """Write through a temporary name and a rename: a crash during the write leaves no half-written replica."""
-    partial = f"{path}.partial"
-    save_file(tensors, partial, metadata=metadata)
-    os.replace(partial, path)
+    save_safetensors_atomically(tensors, path, metadata)
 
 
 def load_optimizer_state(path: str) -> dict[str, Any]:
