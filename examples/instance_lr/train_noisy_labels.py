@@ -24,10 +24,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from torch import nn
 from transformers import HfArgumentParser, Trainer, TrainingArguments
 
 from hf_eff import load_image_dataset
+from hf_eff.bench.training import DigitsCNN
 from hf_eff.callbacks.instance_lr import (
     DataParametersCallback,
     InstanceLRCallback,
@@ -50,20 +50,6 @@ class NoisyLabelArguments:
             raise ValueError(f"--method must be instance_lr, data_parameters or plain, got {self.method!r}")
         if not 0 <= self.noise_rate < 1:
             raise ValueError(f"--noise_rate must be in [0, 1), got {self.noise_rate}")
-
-
-class DigitsCNN(nn.Module):
-    def __init__(self, classes: int = 10):
-        super().__init__()
-        self.features = nn.Sequential(
-            nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Flatten(),
-        )  # fmt: skip
-        self.classifier = nn.Linear(32 * 4 * 4, classes)
-
-    def forward(self, pixel_values, labels=None):
-        logits = self.classifier(self.features(pixel_values))
-        return {"loss": None if labels is None else nn.functional.cross_entropy(logits, labels), "logits": logits}
 
 
 def noisy_digits(noise_rate: float, seed: int):

@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from hf_eff.bench import BenchReport, BenchSettings, Headline, benchmark, compare_timings, single_thread
-from hf_eff.bench.training import DigitsMLP, InMemoryExamples, evaluate, train_once
+from hf_eff.bench.training import DigitsCNN, DigitsMLP, InMemoryExamples, evaluate, train_once
 
 
 NOISE_SETTINGS = {  # name -> (rate, kind)
@@ -43,20 +43,6 @@ FULL = {"seeds": (0, 1, 2), "epochs": 15, "archs": ("cnn", "mlp"), "noise": tupl
 BATCH_SIZE, LEARNING_RATE, MOMENTUM, TIMING_STEPS = 32, 0.05, 0.9, 40
 INSTANCE_LR: dict[str, Any] = {}  # the library defaults
 TARGET_CLASSES, META_PER_CLASS = (0, 1, 2), 20
-
-
-class DigitsCNN(nn.Module):
-    def __init__(self, classes: int = 10):
-        super().__init__()
-        self.features = nn.Sequential(
-            nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Flatten(),
-        )  # fmt: skip
-        self.classifier = nn.Linear(32 * 4 * 4, classes)
-
-    def forward(self, pixel_values, labels=None):
-        logits = self.classifier(self.features(pixel_values))
-        return {"loss": None if labels is None else nn.functional.cross_entropy(logits, labels), "logits": logits}
 
 
 ARCHS = {"mlp": partial(DigitsMLP, hidden=128), "cnn": DigitsCNN}

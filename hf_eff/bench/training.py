@@ -43,6 +43,24 @@ class DigitsMLP(nn.Module):
         return {"loss": loss, "logits": logits}
 
 
+class DigitsCNN(nn.Module):
+    """Two 3x3 convolutions and a linear classifier on 1x8x8 images: the convolutional counterpart of
+    :class:`DigitsMLP`, for methods whose effect may depend on the architecture."""
+
+    def __init__(self, classes: int = 10):
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Flatten(),
+        )  # fmt: skip
+        self.classifier = nn.Linear(32 * 4 * 4, classes)
+
+    def forward(self, pixel_values: torch.Tensor, labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        logits = self.classifier(self.features(pixel_values))
+        loss = None if labels is None else nn.functional.cross_entropy(logits, labels)
+        return {"loss": loss, "logits": logits}
+
+
 class InMemoryExamples(torch.utils.data.Dataset):
     """Tensors held in memory, served as ``{"pixel_values", "labels"}`` examples (fast to index)."""
 
