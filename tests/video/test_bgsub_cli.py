@@ -48,8 +48,8 @@ def _bgsub(*args: str) -> tuple[int, str]:
 
 def test_bgsub_command_reports_errors_in_one_line_with_the_promised_exit_code(tmp_path):
     code, err = _bgsub(str(tmp_path / "nope.mp4"), str(tmp_path / "bg.mp4"), "--output_dir", str(tmp_path))
-    assert code == 1  # the run failed: a file could not be read
-    assert err.startswith("hf-eff bgsub: error: foreground video: no such video file") and "\n" not in err
+    assert code == 2  # a missing input file is a bad argument, refused before any work
+    assert err.startswith("hf-eff bgsub: error: argument foreground_video: no such file") and "\n" not in err
     video = write_video(tmp_path / "v.mkv", np.zeros((2, 16, 16, 3), np.uint8))
     for bad_argument, message in (
         (["--threshold", "high"], "--threshold: must be a number or 'auto'"),
