@@ -16,6 +16,7 @@ import torch.distributed as dist
 
 
 __all__ = [
+    "all_gather_object",
     "all_reduce_",
     "broadcast_",
     "broadcast_object",
@@ -106,6 +107,16 @@ def broadcast_object(value: Any, src: int = 0) -> Any:
     return holder[0]
 
 
+def all_gather_object(value: Any) -> list[Any]:
+    """Every rank's ``value`` (a small picklable Python object), as a list indexed by rank; ``[value]`` outside a
+    distributed run. Every rank must call it (it is a collective)."""
+    if not is_distributed():
+        return [value]
+    gathered: list[Any] = [None] * get_world_size()
+    dist.all_gather_object(gathered, value)
+    return gathered
+
+
 def _equal(a: Any, b: Any) -> bool:
     if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
         return (
@@ -128,8 +139,7 @@ def check_same_on_all_ranks(value: Any, name: str) -> None:
     """
     if not is_distributed():
         return
-    gathered: list[Any] = [None] * get_world_size()
-    dist.all_gather_object(gathered, value)
+    gathered = all_gather_object(value)
     differing = [rank for rank, other in enumerate(gathered) if not _equal(other, gathered[0])]
     if differing:
         shown = ", ".join(f"rank {rank}: {gathered[rank]!r:.200}" for rank in [0, *differing])

@@ -1,8 +1,11 @@
 """The ``"craftmaps-classification"`` pipeline: feature vectors or images in, labels with scores out.
 
 A single input is a numpy array / torch tensor (a feature vector, or an image of shape (H, W) or (C, H, W)), a
-PIL image, or a dict with a "features", "pixel_values" or "image" entry (a ``datasets`` row). A Python list is a
-batch, as in every transformers pipeline. For many rows at once, ``model.predict`` on a tensor is faster.
+PIL image, or a dict with a "features", "pixel_values" or "image" entry (a ``datasets`` row, whose values may be
+nested Python lists as a default-format ``datasets.Dataset`` returns them). A Python list passed to the pipeline
+is a batch, as in every transformers pipeline. To stream a dataset, pass ``KeyDataset(dataset, "features")`` (its
+rows are plain lists) or a generator of rows, ``(row for row in dataset)``. For many rows at once, ``model.predict``
+on a tensor is faster.
 """
 
 from typing import Any
@@ -85,9 +88,17 @@ class CraftMapsClassificationPipeline(Pipeline):
             return inputs
         if type(inputs).__module__.startswith("PIL."):
             return self._image_to_array(inputs)
+        if hasattr(inputs, "column_names"):
+            raise TypeError(
+                "a whole datasets.Dataset is one input to a pipeline: pass KeyDataset(dataset, column) from "
+                "transformers.pipelines.pt_utils, or (row for row in dataset), to stream its rows"
+            )
+        if isinstance(inputs, (list, tuple)):
+            # one row of a Dataset / KeyDataset (a list given to the pipeline itself is split into a batch earlier)
+            return np.asarray(inputs)
         raise TypeError(
             f"inputs must be a numpy array, a torch tensor, a PIL image or a dict of one; got {type(inputs).__name__} "
-            "(a list is treated as a batch of inputs)"
+            "(a list given to the pipeline is a batch of inputs: wrap one feature vector as [vector] or an array)"
         )
 
     def _image_to_array(self, image) -> np.ndarray:
