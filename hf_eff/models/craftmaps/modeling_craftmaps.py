@@ -18,9 +18,10 @@ from transformers.utils import ModelOutput
 
 from hf_eff.distributed import all_gather_object, all_reduce_, is_distributed
 from hf_eff.modelcard import ModelCardMixin
-from hf_eff.models.craftmaps.configuration_craftmaps import CraftMapsConfig
 from hf_eff.random_features import CraftMap, NormalEquations, PolynomialKernel, RandomFeatureMap, code_logits
 from hf_eff.random_features.ridge import iter_batches, make_code_matrix
+
+from .configuration_craftmaps import CraftMapsConfig
 
 
 @dataclass
@@ -193,7 +194,12 @@ class CraftMapsForClassification(ModelCardMixin, CraftMapsPreTrainedModel):
         return self.forward(features=inputs).logits.argmax(dim=-1)
 
     def model_card_data(self) -> dict[str, Any]:
-        return {"tags": ["craftmaps", "random-features", "kernel-methods"], "pipeline_tag": "craftmaps-classification"}
+        # no Hub task takes its inputs (feature vectors or images without an image processor): no pipeline_tag; the
+        # tag names hf_eff's own task
+        return {
+            "tags": ["craftmaps", "random-features", "kernel-methods", "craftmaps-classification"],
+            "pipeline_tag": None,
+        }
 
     def model_card_variables(self) -> dict[str, Any]:
         return {
