@@ -22,9 +22,11 @@ for backward of one batch in both modes.
 import os
 import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
+from huggingface_hub import EvalResult
 from transformers import HfArgumentParser, Trainer, TrainingArguments
 
 from hf_eff import RevBiFPNConfig, RevBiFPNForImageClassification, load_image_dataset
@@ -122,9 +124,24 @@ def main(argv: list[str] | None = None) -> None:
     )
     trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
     metrics = trainer.evaluate()
+    model.card_metadata = {  # the card written by save_model: what it was trained on and what it measured
+        "datasets": [args.dataset],
+        "metrics": ["accuracy"],
+        "eval_results": [
+            EvalResult(
+                task_type="image-classification",
+                dataset_type=args.dataset,
+                dataset_name=args.dataset,
+                dataset_split="test",
+                metric_type="accuracy",
+                metric_value=round(metrics["eval_accuracy"], 4),
+            )
+        ],
+    }
     trainer.save_model(training_args.output_dir)
-    if training_args.push_to_hub:
-        trainer.push_to_hub()
+    if training_args.push_to_hub and trainer.is_world_process_zero():
+        # the model's own push keeps hf_eff's card (Trainer.push_to_hub would write transformers' generic one)
+        model.push_to_hub(training_args.hub_model_id or Path(training_args.output_dir).name)
 
     if trainer.is_world_process_zero():
         unwrapped = trainer.model.train()
