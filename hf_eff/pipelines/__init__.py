@@ -1,4 +1,10 @@
-"""Pipelines: thin pre- and post-processing around random_features/ and video/."""
+"""Pipelines: thin pre- and post-processing around random_features/ and video/, one module per task.
+
+- ``"craftmaps-classification"`` (:mod:`.craftmaps_classification`) and ``"video-background-subtraction"``
+  (:mod:`.video_background_subtraction`), registered with transformers' ``pipeline()`` by :func:`register_task`.
+- :func:`check_model_path`: a ``model=`` path that does not exist is answered "no such folder: <path>"
+  (:class:`NoSuchFolderError`) instead of transformers' invalid-repository-id message.
+"""
 
 import functools
 import os
