@@ -46,21 +46,27 @@ class RevBiFPNScriptArguments:
     expected_world_size: int | None = field(default=None, metadata={"help": "fail unless this many processes run"})
 
 
-# the script's TrainingArguments defaults; any flag on the command line overrides them
-TRAINING_DEFAULTS = [
-    "--output_dir", "revbifpn_digits", "--num_train_epochs", "2", "--per_device_train_batch_size", "32",
-    "--per_device_eval_batch_size", "64", "--learning_rate", "2e-3", "--weight_decay", "0.05",
-    "--warmup_steps", "0.05", "--lr_scheduler_type", "cosine", "--eval_strategy", "epoch",
-    "--save_strategy", "epoch", "--save_total_limit", "2", "--logging_steps", "10",
-    "--remove_unused_columns", "false", "--report_to", "none", "--ddp_find_unused_parameters", "false",
-]  # fmt: skip
-
-
 def parse_args(argv: list[str] | None = None) -> tuple[RevBiFPNScriptArguments, TrainingArguments]:
     parser = HfArgumentParser((RevBiFPNScriptArguments, TrainingArguments), description=__doc__.split("\n\n")[0])
-    defaults = TRAINING_DEFAULTS + ([] if torch.cuda.is_available() else ["--use_cpu", "true"])
-    argv = list(sys.argv[1:] if argv is None else argv)
-    args, training_args = parser.parse_args_into_dataclasses(defaults + argv)
+    parser.set_defaults(  # this script's TrainingArguments defaults; any flag on the command line overrides them
+        output_dir="revbifpn_digits",
+        num_train_epochs=2,
+        per_device_train_batch_size=32,
+        per_device_eval_batch_size=64,
+        learning_rate=2e-3,
+        weight_decay=0.05,
+        warmup_steps=0.05,
+        lr_scheduler_type="cosine",
+        eval_strategy="epoch",
+        save_strategy="epoch",
+        save_total_limit=2,
+        logging_steps=10,
+        remove_unused_columns=False,
+        report_to="none",
+        ddp_find_unused_parameters=False,  # every parameter gets a gradient
+        use_cpu=not torch.cuda.is_available(),  # otherwise launched CPU processes do not form one DDP group
+    )
+    args, training_args = parser.parse_args_into_dataclasses(args=argv)
     if args.resolution % 32:
         parser.error(f"--resolution must be a multiple of 32 (the network's total stride), got {args.resolution}")
     if problem := world_size_problem(training_args.world_size, args.expected_world_size):
