@@ -35,8 +35,9 @@ def check_model_path(model: Any) -> None:
         ) from None
 
 
-def register_task(task: str, pipeline_class: type) -> None:
-    """Make ``pipeline(task)`` build ``pipeline_class``, loading ``model=<path>`` through ``AutoModel``.
+def register_task(task: str, pipeline_class: type, pt_model: type | None = None) -> None:
+    """Make ``pipeline(task)`` build ``pipeline_class``, loading ``model=<path>`` with ``pt_model.from_pretrained``
+    (default ``AutoModel``).
 
     The task's default model is ``None``, not a Hub repository: ``pipeline(task)`` without ``model=`` then reaches
     ``pipeline_class(model=None)`` instead of failing inside transformers with ``KeyError: 'default'``, and the
@@ -47,7 +48,7 @@ def register_task(task: str, pipeline_class: type) -> None:
 
     default: dict[str, Any] = {"model": (None, None)}
     PIPELINE_REGISTRY.register_pipeline(
-        task, pipeline_class=pipeline_class, pt_model=AutoModel, default=default, type="multimodal"
+        task, pipeline_class=pipeline_class, pt_model=pt_model or AutoModel, default=default, type="multimodal"
     )
     _check_paths_in_pipeline_factory()
 

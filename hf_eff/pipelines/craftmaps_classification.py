@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from transformers import Pipeline
+from transformers import Pipeline, PreTrainedConfig
 
 from hf_eff.pipelines import register_task
 
@@ -43,9 +43,14 @@ class CraftMapsClassificationPipeline(Pipeline):
             raise ValueError(
                 f"{TASK} needs a fitted CraftMapsForClassification: pass model=<saved folder or the model object>"
             )
+        if isinstance(model, PreTrainedConfig):  # a folder of another model: _CraftMapsFolder read only its config
+            raise TypeError(
+                f"{TASK} needs a CraftMapsForClassification model, got a folder of a {type(model).__name__} "
+                f"(model_type {model.model_type!r})"
+            )
+        if not isinstance(model, CraftMapsForClassification):
+            raise TypeError(f"{TASK} needs a CraftMapsForClassification model, got {type(model).__name__}")
         super().__init__(model, *args, **kwargs)
-        if not isinstance(self.model, CraftMapsForClassification):
-            raise TypeError(f"{TASK} needs a CraftMapsForClassification model, got {type(self.model).__name__}")
 
     def _sanitize_parameters(self, top_k: int | None = None, function_to_apply: str | None = None, **kwargs):
         postprocess = {}
@@ -123,6 +128,24 @@ class CraftMapsClassificationPipeline(Pipeline):
         return [{"label": id2label[int(i)], "score": float(v)} for v, i in zip(values, indices)]
 
 
-register_task(TASK, CraftMapsClassificationPipeline)
+class _CraftMapsFolder:
+    """What ``pipeline(TASK, model=<folder or repo>)`` loads with, instead of ``AutoModel``: a CRAFTMaps folder
+    becomes the model; a folder of any other model only its config, which the pipeline then refuses by name before
+    a weight is read (``AutoModel`` would load the foreign weights and print a table of unexpected keys first)."""
+
+    @classmethod
+    def from_pretrained(cls, path: str, **kwargs: Any):
+        from transformers import AutoConfig
+
+        from hf_eff.models.craftmaps.modeling_craftmaps import CraftMapsConfig, CraftMapsForClassification
+
+        hub = {key: kwargs[key] for key in ("revision", "token", "local_files_only", "cache_dir") if key in kwargs}
+        config = kwargs.pop("config", None) or AutoConfig.from_pretrained(path, **hub)
+        if not isinstance(config, CraftMapsConfig):
+            return config
+        return CraftMapsForClassification.from_pretrained(path, config=config, **kwargs)
+
+
+register_task(TASK, CraftMapsClassificationPipeline, pt_model=_CraftMapsFolder)
 
 __all__ = ["CraftMapsClassificationPipeline"]

@@ -101,3 +101,17 @@ def test_rows_of_a_default_format_dataset_and_key_dataset_are_accepted(model, di
         classifier(rows)
     with pytest.raises(TypeError, match="a list given to the pipeline is a batch"):
         classifier(x[0].tolist())  # a batch of 64 numbers, not one vector
+
+
+def test_a_folder_of_another_model_is_refused_by_name_before_its_weights_load(tmp_path, capfd):
+    from hf_eff import RevBiFPNConfig, RevBiFPNForImageClassification
+
+    config = RevBiFPNConfig(
+        stem_factor=2, channels=[12, 16, 24, 32], neck_channels=[12, 16, 24, 40], fc_features=48, num_labels=3
+    )
+    RevBiFPNForImageClassification(config).save_pretrained(tmp_path)
+    capfd.readouterr()
+    with pytest.raises(TypeError, match="needs a CraftMapsForClassification model, got a folder of a RevBiFPNConfig"):
+        pipeline("craftmaps-classification", model=str(tmp_path))
+    printed = capfd.readouterr()
+    assert "UNEXPECTED" not in printed.out + printed.err  # no load report of the foreign weights
