@@ -57,7 +57,7 @@ def run_benchmarks(method: str, *, quick: bool, seed: int, output_dir: Path) -> 
 
 
 @contextmanager
-def _heartbeat(progress: tqdm, name: str, every: float = 1.0) -> Iterator[None]:
+def _heartbeat(progress: tqdm, name: str, every: float = 2.0) -> Iterator[None]:
     """While a method runs, show its name and the seconds it has taken so far on the tour's bar (redrawn every
     ``every`` s), so that minutes of work inside one benchmark do not look like a hang."""
     done = threading.Event()
