@@ -9,6 +9,7 @@ and telling the user *what* differs between ranks instead of letting a collectiv
 Nothing here imports transformers: engines and models use it as well as callbacks.
 """
 
+import os
 from typing import Any
 
 import torch
@@ -16,6 +17,7 @@ import torch.distributed as dist
 
 
 __all__ = [
+    "all_gather_object",
     "all_reduce_",
     "broadcast_",
     "broadcast_object",
@@ -23,6 +25,7 @@ __all__ = [
     "get_rank",
     "get_world_size",
     "is_distributed",
+    "world_size_problem",
 ]
 
 REDUCE_OPS = ("sum", "mean")
@@ -106,6 +109,16 @@ def broadcast_object(value: Any, src: int = 0) -> Any:
     return holder[0]
 
 
+def all_gather_object(value: Any) -> list[Any]:
+    """Every rank's ``value`` (a small picklable Python object), as a list indexed by rank; ``[value]`` outside a
+    distributed run. Every rank must call it (it is a collective)."""
+    if not is_distributed():
+        return [value]
+    gathered: list[Any] = [None] * get_world_size()
+    dist.all_gather_object(gathered, value)
+    return gathered
+
+
 def _equal(a: Any, b: Any) -> bool:
     if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
         return (
@@ -128,9 +141,28 @@ def check_same_on_all_ranks(value: Any, name: str) -> None:
     """
     if not is_distributed():
         return
-    gathered: list[Any] = [None] * get_world_size()
-    dist.all_gather_object(gathered, value)
+    gathered = all_gather_object(value)
     differing = [rank for rank, other in enumerate(gathered) if not _equal(other, gathered[0])]
     if differing:
         shown = ", ".join(f"rank {rank}: {gathered[rank]!r:.200}" for rank in [0, *differing])
         raise ValueError(f"{name} must be the same on every rank, but it differs ({shown})")
+
+
+def world_size_problem(world_size: int, expected: int | None = None) -> str | None:
+    """Why a run's ``world_size`` (what the training loop joined: ``TrainingArguments.world_size``,
+    ``Accelerator.num_processes``) is not what was launched, or ``None`` when it is; for scripts to check at
+    start-up, before any work.
+
+    The launcher's count is ``WORLD_SIZE`` (set by ``torchrun`` and ``accelerate launch --multi_gpu``); ``expected``
+    is the user's own count (an ``--expected_world_size`` flag): the only way to catch ``accelerate launch --cpu
+    --num_processes 2``, which starts one process and sets no ``WORLD_SIZE``.
+    """
+    launched = int(os.environ.get("WORLD_SIZE", "1"))
+    expected = launched if expected is None else expected
+    if world_size == launched == expected:
+        return None
+    return (
+        f"expected {expected} processes; the launcher started {launched} and the training loop joined {world_size}. "
+        "On CPU start N processes with `torchrun --nproc_per_node N` or `accelerate launch --multi_gpu "
+        "--num_processes N` (`accelerate launch --cpu --num_processes N` starts one), and set use_cpu"
+    )

@@ -14,6 +14,11 @@ there; ``tests/core/test_packaging.py`` checks the wheel) and sets ``model_card_
 
 Models get their card on ``save_pretrained`` and ``push_to_hub`` through :class:`ModelCardMixin`; trainers that
 produce plain transformers checkpoints (SPDF) call :func:`render_model_card` themselves.
+
+Every card's YAML has ``library_name: hf_eff``, the ``hf_eff`` tag and a ``license`` (the library's, Apache-2.0,
+unless the caller gives one); ``pipeline_tag`` is a Hub task or absent (a method whose interface matches no Hub
+task, such as a hf_eff-only pipeline, sets none); ``model-index`` needs a ``model_name``, which defaults to the
+name of the folder or repository the card is written for.
 """
 
 import tempfile
@@ -24,6 +29,7 @@ from huggingface_hub import ModelCard, ModelCardData
 
 
 LIBRARY_NAME = "hf_eff"
+DEFAULT_LICENSE = "apache-2.0"  # hf_eff's own license; a card for weights under other terms passes license=
 
 _PACKAGE = Path(__file__).resolve().parent
 
@@ -54,11 +60,13 @@ def template_text(template: str) -> str:
 def render_model_card(template: str, card_data: dict[str, Any] | None = None, **variables: Any) -> ModelCard:
     """Fill template ``template`` with ``variables``; ``card_data`` becomes the YAML metadata.
 
-    ``library_name`` is always ``hf_eff`` and the tag ``hf_eff`` is always present.
+    ``library_name`` is always ``hf_eff`` and the tag ``hf_eff`` is always present; ``license`` defaults to
+    :data:`DEFAULT_LICENSE`.
     """
     data = dict(card_data or {})
     data["library_name"] = LIBRARY_NAME
     data["tags"] = list(dict.fromkeys([LIBRARY_NAME, *(data.get("tags") or [])]))
+    data.setdefault("license", DEFAULT_LICENSE)
     return ModelCard.from_template(ModelCardData(**data), template_str=template_text(template), **variables)
 
 
@@ -87,8 +95,13 @@ class ModelCardMixin:
     def save_pretrained(self, save_directory, *args, is_main_process: bool = True, **kwargs):
         result = super().save_pretrained(save_directory, *args, is_main_process=is_main_process, **kwargs)
         if is_main_process and not kwargs.get("push_to_hub", False):
-            self.create_model_card().save(Path(save_directory) / "README.md")
+            card = self.create_model_card(**self._default_model_name(Path(save_directory).resolve().name))
+            card.save(Path(save_directory) / "README.md")
         return result
+
+    def _default_model_name(self, name: str) -> dict[str, str]:
+        """``model_name`` for the card (``model-index`` requires one), unless the caller's metadata names it."""
+        return {} if (self.card_metadata or {}).get("model_name") else {"model_name": name}
 
     def push_to_hub(
         self,
@@ -110,10 +123,11 @@ class ModelCardMixin:
         repo_id = api.create_repo(repo_id, private=private, exist_ok=True).repo_id
         with tempfile.TemporaryDirectory() as folder:
             self.save_pretrained(folder, **save_kwargs)
-            if tags:
-                card = ModelCard.load(Path(folder) / "README.md")
-                card.data.tags = list(dict.fromkeys([*(card.data.tags or []), *tags]))
-                card.save(Path(folder) / "README.md")
+            # the card again, named after the repository instead of the temporary folder
+            known = {**self.model_card_data(), **(self.card_metadata or {})}.get("tags") or []
+            extra_tags = {"tags": [*known, *tags]} if tags else {}
+            card = self.create_model_card(**self._default_model_name(repo_id.split("/")[-1]), **extra_tags)
+            card.save(Path(folder) / "README.md")
             return api.upload_folder(
                 repo_id=repo_id,
                 folder_path=folder,

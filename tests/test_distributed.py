@@ -71,3 +71,15 @@ def test_two_processes_reduce_broadcast_and_name_what_differs():
         assert result["object"] == {"from": 0}
         assert "the bandit seed must be the same on every rank" in result["message"]
         assert "rank 1: {'seed': 1}" in result["message"]
+
+
+def test_world_size_problem_compares_the_run_with_the_launcher_and_the_user(monkeypatch):
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    assert distributed.world_size_problem(1) is None
+    assert "expected 2 processes; the launcher started 1 and the training loop joined 1" in (
+        distributed.world_size_problem(1, expected=2)  # `accelerate launch --cpu --num_processes 2`: one process
+    )
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert distributed.world_size_problem(2) is None and distributed.world_size_problem(2, expected=2) is None
+    assert "the training loop joined 1" in distributed.world_size_problem(1)  # torchrun without use_cpu
+    assert distributed.all_gather_object({"a": 1}) == [{"a": 1}]  # one process: its own value

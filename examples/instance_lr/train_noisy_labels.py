@@ -84,6 +84,7 @@ def main() -> None:
         logging_steps=100,
         save_steps=200,
         report_to="none",
+        ddp_find_unused_parameters=False,  # every parameter of the CNN gets a gradient: no DDP warning, no graph walk
         use_cpu=not torch.cuda.is_available(),  # otherwise CPU processes do not form one DDP group
     )
     method_args, training_args = parser.parse_args_into_dataclasses()

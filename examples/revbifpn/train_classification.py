@@ -1,48 +1,77 @@
 """Train a reversible RevBiFPN image classifier with the Hugging Face Trainer.
 
 Runs offline on the default data (scikit-learn's 8x8 digits, upsampled), on CPU or GPU, single process or
-distributed:
+distributed. Every ``TrainingArguments`` flag works (``--report_to``, ``--logging_steps``, ``--push_to_hub``, ...):
 
     python examples/revbifpn/train_classification.py --variant s0 --resolution 32 --num_train_epochs 1
-    accelerate launch examples/revbifpn/train_classification.py --variant s0
-    torchrun --nproc_per_node 2 examples/revbifpn/train_classification.py --variant s0   # 2 CPU processes
+    torchrun --nproc_per_node 2 examples/revbifpn/train_classification.py --expected_world_size 2   # 2 CPU processes
+    accelerate launch --multi_gpu --num_processes 2 --num_machines 1 --mixed_precision no --dynamo_backend no \\
+        examples/revbifpn/train_classification.py --expected_world_size 2                     # the same via accelerate
+
+On a CPU-only machine the script sets ``--use_cpu`` (which joins the launched processes into one gloo DDP group) and
+stops at start-up unless the world size is the launcher's (and ``--expected_world_size``'s):
+``accelerate launch --cpu --num_processes 2`` starts ONE process. Every parameter gets a gradient, so
+``--ddp_find_unused_parameters`` defaults to false (no DDP warning, no extra graph walk).
 
 Reversibility needs nothing from the training loop: parameter gradients are returned from the reversible
-autograd Function, so DDP, gradient accumulation and ``resume_from_checkpoint`` behave as for any model.
+autograd Function, so DDP, gradient accumulation and ``--resume_from_checkpoint`` behave as for any model.
 ``--storing`` trains the same network storing activations (the baseline); the script prints the bytes saved
 for backward of one batch in both modes.
 """
 
-import argparse
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
-from transformers import Trainer, TrainingArguments
+from huggingface_hub import EvalResult
+from transformers import HfArgumentParser, Trainer, TrainingArguments
 
 from hf_eff import RevBiFPNConfig, RevBiFPNForImageClassification, load_image_dataset
 from hf_eff.bench import SavedTensorsMeter
+from hf_eff.distributed import world_size_problem
 
 
-def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--dataset", default="digits", help="'digits', 'fashion-mnist', a local path or a HF dataset id"
+@dataclass
+class RevBiFPNScriptArguments:
+    """Data and model; training is configured with TrainingArguments flags."""
+
+    dataset: str = field(default="digits", metadata={"help": "'digits', 'fashion-mnist', a local path or a HF id"})
+    variant: str = field(default="s0", metadata={"help": "RevBiFPN preset s0 ... s6"})
+    resolution: int = field(default=32, metadata={"help": "input size (multiple of 32)"})
+    storing: bool = field(default=False, metadata={"help": "store activations instead (the baseline)"})
+    max_train_samples: int | None = field(default=None, metadata={"help": "subsample the training split"})
+    expected_world_size: int | None = field(default=None, metadata={"help": "fail unless this many processes run"})
+
+
+def parse_args(argv: list[str] | None = None) -> tuple[RevBiFPNScriptArguments, TrainingArguments]:
+    parser = HfArgumentParser((RevBiFPNScriptArguments, TrainingArguments), description=__doc__.split("\n\n")[0])
+    parser.set_defaults(  # this script's TrainingArguments defaults; any flag on the command line overrides them
+        output_dir="revbifpn_digits",
+        num_train_epochs=2,
+        per_device_train_batch_size=32,
+        per_device_eval_batch_size=64,
+        learning_rate=2e-3,
+        weight_decay=0.05,
+        warmup_steps=0.05,
+        lr_scheduler_type="cosine",
+        eval_strategy="epoch",
+        save_strategy="epoch",
+        save_total_limit=2,
+        logging_steps=10,
+        remove_unused_columns=False,
+        report_to="none",
+        ddp_find_unused_parameters=False,  # every parameter gets a gradient
+        use_cpu=not torch.cuda.is_available(),  # otherwise launched CPU processes do not form one DDP group
     )
-    parser.add_argument("--variant", default="s0", help="RevBiFPN preset s0 ... s6")
-    parser.add_argument("--resolution", type=int, default=32, help="input size (multiple of 32)")
-    parser.add_argument("--storing", action="store_true", help="store activations instead (the baseline)")
-    parser.add_argument("--output_dir", default="revbifpn_digits")
-    parser.add_argument("--num_train_epochs", type=float, default=2.0)
-    parser.add_argument("--max_steps", type=int, default=-1)
-    parser.add_argument("--per_device_train_batch_size", type=int, default=32)
-    parser.add_argument("--learning_rate", type=float, default=2e-3)
-    parser.add_argument("--max_train_samples", type=int, default=None)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--resume_from_checkpoint", default=None)
-    args = parser.parse_args(argv)
+    args, training_args = parser.parse_args_into_dataclasses(args=argv)
     if args.resolution % 32:
         parser.error(f"--resolution must be a multiple of 32 (the network's total stride), got {args.resolution}")
-    return args
+    if problem := world_size_problem(training_args.world_size, args.expected_world_size):
+        parser.error(problem)
+    return args, training_args
 
 
 class Collator:
@@ -75,9 +104,9 @@ def saved_bytes_per_mode(model, batch) -> dict[str, int]:
     return result
 
 
-def main(argv=None) -> None:
-    args = parse_args(argv)
-    data = load_image_dataset(args.dataset, seed=args.seed, max_train_samples=args.max_train_samples)
+def main(argv: list[str] | None = None) -> None:
+    args, training_args = parse_args(argv)
+    data = load_image_dataset(args.dataset, seed=training_args.seed, max_train_samples=args.max_train_samples)
     label_names = data["train"].features["label"].names
     channels = int(np.asarray(data["train"][0]["pixel_values"]).shape[0])
     config = RevBiFPNConfig.from_variant(
@@ -88,30 +117,9 @@ def main(argv=None) -> None:
         label2id={name: i for i, name in enumerate(label_names)},
         reversible=not args.storing,
     )
-    torch.manual_seed(args.seed)
+    torch.manual_seed(training_args.seed)
     model = RevBiFPNForImageClassification(config)
     collator = Collator(args.resolution)
-
-    training_args = TrainingArguments(
-        output_dir=args.output_dir,
-        # on a CPU-only machine use_cpu=True is what joins `accelerate launch` / torchrun processes into one DDP group
-        use_cpu=not torch.cuda.is_available(),
-        num_train_epochs=args.num_train_epochs,
-        max_steps=args.max_steps,
-        per_device_train_batch_size=args.per_device_train_batch_size,
-        per_device_eval_batch_size=64,
-        learning_rate=args.learning_rate,
-        weight_decay=0.05,
-        warmup_steps=0.05,
-        lr_scheduler_type="cosine",
-        eval_strategy="epoch",
-        save_strategy="epoch",
-        save_total_limit=2,
-        logging_steps=10,
-        remove_unused_columns=False,
-        report_to="none",
-        seed=args.seed,
-    )
     trainer = Trainer(
         model=model,
         args=training_args,
@@ -120,9 +128,26 @@ def main(argv=None) -> None:
         eval_dataset=data["test"],
         compute_metrics=accuracy,
     )
-    trainer.train(resume_from_checkpoint=args.resume_from_checkpoint)
+    trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
     metrics = trainer.evaluate()
-    trainer.save_model(args.output_dir)
+    model.card_metadata = {  # the card written by save_model: what it was trained on and what it measured
+        "datasets": [args.dataset],
+        "metrics": ["accuracy"],
+        "eval_results": [
+            EvalResult(
+                task_type="image-classification",
+                dataset_type=args.dataset,
+                dataset_name=args.dataset,
+                dataset_split="test",
+                metric_type="accuracy",
+                metric_value=round(metrics["eval_accuracy"], 4),
+            )
+        ],
+    }
+    trainer.save_model(training_args.output_dir)
+    if training_args.push_to_hub and trainer.is_world_process_zero():
+        # the model's own push keeps hf_eff's card (Trainer.push_to_hub would write transformers' generic one)
+        model.push_to_hub(training_args.hub_model_id or Path(training_args.output_dir).name)
 
     if trainer.is_world_process_zero():
         unwrapped = trainer.model.train()
@@ -132,8 +157,12 @@ def main(argv=None) -> None:
         print(f"eval accuracy: {metrics['eval_accuracy']:.4f}")
         print(
             f"bytes saved for backward (batch 8): reversible {saved['reversible']:,}, storing {saved['storing']:,} "
-            f"({saved['storing'] / saved['reversible']:.1f}x less when reversible)"
+            f"({saved['storing'] / saved['reversible']:.1f}x less when reversible); world size {training_args.world_size}"
         )
+    trainer.end()  # then leave without the gloo teardown abort seen with torch 2.13 on CPU (HF_CONVENTIONS §0.7)
+    sys.stdout.flush()
+    if training_args.world_size > 1:
+        os._exit(0)
 
 
 if __name__ == "__main__":

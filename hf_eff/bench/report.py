@@ -104,7 +104,8 @@ def _json_default(value: Any) -> Any:
 
 
 def write_report(report: BenchReport, output_dir: str | Path) -> dict[str, Path]:
-    """Write ``<method>.json``, ``<method>.md`` and one PNG per figure; return the paths written."""
+    """Write ``<method>.json``, ``<method>.md`` and one PNG per figure (series made distinct by
+    :func:`hf_eff.bench.plotting.distinguish_series`); return the paths written."""
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     paths = {"json": output_dir / f"{report.method}.json", "md": output_dir / f"{report.method}.md"}
@@ -117,6 +118,9 @@ def write_report(report: BenchReport, output_dir: str | Path) -> dict[str, Path]
     md.append(markdown_table(report.rows))
     for stem, figure in report.figures.items():
         png = output_dir / f"{report.method}_{stem}.png"
+        from hf_eff.bench.plotting import distinguish_series
+
+        distinguish_series(figure)  # every series distinct in colour and marker; legends readable
         figure.savefig(png, dpi=120, bbox_inches="tight")
         paths[stem] = png
         md.append(f"\n![{stem}]({png.name})\n")

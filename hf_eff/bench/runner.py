@@ -2,7 +2,10 @@
 
 import json
 import random
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -53,6 +56,27 @@ def run_benchmarks(method: str, *, quick: bool, seed: int, output_dir: Path) -> 
     return reports
 
 
+@contextmanager
+def _heartbeat(progress: tqdm, name: str, every: float = 2.0) -> Iterator[None]:
+    """While a method runs, show its name and the seconds it has taken so far on the tour's bar (redrawn every
+    ``every`` s), so that minutes of work inside one benchmark do not look like a hang."""
+    done = threading.Event()
+    start = time.perf_counter()
+
+    def tick() -> None:
+        while not done.wait(every):
+            progress.set_postfix_str(f"{name}: {time.perf_counter() - start:.0f} s")
+
+    progress.set_postfix_str(f"{name}: 0 s")
+    ticker = threading.Thread(target=tick, name=f"hf-eff tour {name}", daemon=True)
+    ticker.start()
+    try:
+        yield
+    finally:
+        done.set()
+        ticker.join()
+
+
 def run_tour(*, seed: int, output_dir: Path, only: list[str] | None = None) -> list[dict]:
     """``hf-eff tour``: every available method at its quick size, one table of measured effects.
 
@@ -64,9 +88,11 @@ def run_tour(*, seed: int, output_dir: Path, only: list[str] | None = None) -> l
     if not benches:
         print("No method has landed yet: nothing to run. `hf-eff bench --help` lists benchmarks as they land.")
     rows = []
-    for bench in tqdm(benches, desc="hf-eff tour"):
+    progress = tqdm(benches, desc="hf-eff tour")
+    for bench in progress:
         try:
-            report, seconds = run_one(bench, settings)
+            with _heartbeat(progress, bench.name):
+                report, seconds = run_one(bench, settings)
         except Exception as error:  # the tour goes on; the table says what failed
             rows.append(
                 {

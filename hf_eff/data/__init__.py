@@ -1,5 +1,11 @@
 """Offline datasets: real data that ships with installed packages, and adapters for the user's own data.
 
+- :func:`load_image_dataset` (:mod:`.images`): digits, Fashion-MNIST (a Debian package), or the user's own images.
+- :func:`load_text_corpus`, :func:`load_text_task` (:mod:`.text`, built from :mod:`.docstrings`): text from the
+  docstrings of installed packages.
+- :mod:`.volumes`: 3D volumes for the reversible 3D U-Net; :mod:`.tokenization`: an offline byte-level tokenizer.
+- :mod:`.external`: a local path or a Hub dataset id named by the user.
+
 Nothing here downloads by default; a hub is reached only when the caller names a Hugging Face dataset id.
 """
 

@@ -1,15 +1,18 @@
 """The ``"craftmaps-classification"`` pipeline: feature vectors or images in, labels with scores out.
 
 A single input is a numpy array / torch tensor (a feature vector, or an image of shape (H, W) or (C, H, W)), a
-PIL image, or a dict with a "features", "pixel_values" or "image" entry (a ``datasets`` row). A Python list is a
-batch, as in every transformers pipeline. For many rows at once, ``model.predict`` on a tensor is faster.
+PIL image, or a dict with a "features", "pixel_values" or "image" entry (a ``datasets`` row, whose values may be
+nested Python lists as a default-format ``datasets.Dataset`` returns them). A Python list passed to the pipeline
+is a batch, as in every transformers pipeline. To stream a dataset, pass ``KeyDataset(dataset, "features")`` (its
+rows are plain lists) or a generator of rows, ``(row for row in dataset)``. For many rows at once, ``model.predict``
+on a tensor is faster.
 """
 
 from typing import Any
 
 import numpy as np
 import torch
-from transformers import Pipeline
+from transformers import Pipeline, PreTrainedConfig
 
 from hf_eff.pipelines import register_task
 
@@ -40,9 +43,14 @@ class CraftMapsClassificationPipeline(Pipeline):
             raise ValueError(
                 f"{TASK} needs a fitted CraftMapsForClassification: pass model=<saved folder or the model object>"
             )
+        if isinstance(model, PreTrainedConfig):  # a folder of another model: _CraftMapsFolder read only its config
+            raise TypeError(
+                f"{TASK} needs a CraftMapsForClassification model, got a folder of a {type(model).__name__} "
+                f"(model_type {model.model_type!r})"
+            )
+        if not isinstance(model, CraftMapsForClassification):
+            raise TypeError(f"{TASK} needs a CraftMapsForClassification model, got {type(model).__name__}")
         super().__init__(model, *args, **kwargs)
-        if not isinstance(self.model, CraftMapsForClassification):
-            raise TypeError(f"{TASK} needs a CraftMapsForClassification model, got {type(self.model).__name__}")
 
     def _sanitize_parameters(self, top_k: int | None = None, function_to_apply: str | None = None, **kwargs):
         postprocess = {}
@@ -85,9 +93,17 @@ class CraftMapsClassificationPipeline(Pipeline):
             return inputs
         if type(inputs).__module__.startswith("PIL."):
             return self._image_to_array(inputs)
+        if hasattr(inputs, "column_names"):
+            raise TypeError(
+                "a whole datasets.Dataset is one input to a pipeline: pass KeyDataset(dataset, column) from "
+                "transformers.pipelines.pt_utils, or (row for row in dataset), to stream its rows"
+            )
+        if isinstance(inputs, (list, tuple)):
+            # one row of a Dataset / KeyDataset (a list given to the pipeline itself is split into a batch earlier)
+            return np.asarray(inputs)
         raise TypeError(
             f"inputs must be a numpy array, a torch tensor, a PIL image or a dict of one; got {type(inputs).__name__} "
-            "(a list is treated as a batch of inputs)"
+            "(a list given to the pipeline is a batch of inputs: wrap one feature vector as [vector] or an array)"
         )
 
     def _image_to_array(self, image) -> np.ndarray:
@@ -112,6 +128,24 @@ class CraftMapsClassificationPipeline(Pipeline):
         return [{"label": id2label[int(i)], "score": float(v)} for v, i in zip(values, indices)]
 
 
-register_task(TASK, CraftMapsClassificationPipeline)
+class _CraftMapsFolder:
+    """What ``pipeline(TASK, model=<folder or repo>)`` loads with, instead of ``AutoModel``: a CRAFTMaps folder
+    becomes the model; a folder of any other model only its config, which the pipeline then refuses by name before
+    a weight is read (``AutoModel`` would load the foreign weights and print a table of unexpected keys first)."""
+
+    @classmethod
+    def from_pretrained(cls, path: str, **kwargs: Any):
+        from transformers import AutoConfig
+
+        from hf_eff.models.craftmaps.modeling_craftmaps import CraftMapsConfig, CraftMapsForClassification
+
+        hub = {key: kwargs[key] for key in ("revision", "token", "local_files_only", "cache_dir") if key in kwargs}
+        config = kwargs.pop("config", None) or AutoConfig.from_pretrained(path, **hub)
+        if not isinstance(config, CraftMapsConfig):
+            return config
+        return CraftMapsForClassification.from_pretrained(path, config=config, **kwargs)
+
+
+register_task(TASK, CraftMapsClassificationPipeline, pt_model=_CraftMapsFolder)
 
 __all__ = ["CraftMapsClassificationPipeline"]

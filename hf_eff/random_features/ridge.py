@@ -116,6 +116,18 @@ class NormalEquations:
             return solution[:-1], solution[-1]
         return solution, torch.zeros(self.n_targets, dtype=torch.float64)
 
+    def map_targets(self, matrix: torch.Tensor) -> "NormalEquations":
+        """Replace the targets Y by Y @ ``matrix`` (n_targets, m), in place; returns self.
+
+        Targets enter the sums linearly (B = Z^T Y), so one pass can accumulate class indicators and project them
+        onto codewords afterwards (``matrix`` = the code matrix), or reorder classes named only once the pass is
+        over (``matrix`` = a permutation)."""
+        if matrix.ndim != 2 or matrix.shape[0] != self.n_targets:
+            raise ValueError(f"matrix must have shape ({self.n_targets}, m), got {tuple(matrix.shape)}")
+        self.cross = self.cross @ matrix.to(device="cpu", dtype=torch.float64)
+        self.n_targets = matrix.shape[1]
+        return self
+
     def state_dict(self) -> dict[str, torch.Tensor]:
         return {"gram": self.gram, "cross": self.cross, "n_samples": torch.tensor(self.n_samples)}
 
@@ -138,12 +150,15 @@ def iter_batches(
     - a ``datasets.Dataset`` (or anything with ``.iter(batch_size)`` and ``.column_names``), read batch by batch;
       the features column defaults to the first of "features", "pixel_values", "input_features" present;
     - an iterable of ``(features, labels)`` batches (a generator, a DataLoader, ...): streamed as is.
+
+    Numeric labels come as tensors; label names (strings) as a list, for the caller to map to class indices.
     """
     check_positive_int(batch_size, "batch_size")
     if isinstance(data, tuple) and len(data) == 2:
-        features, labels = (torch.as_tensor(np.asarray(a) if not isinstance(a, torch.Tensor) else a) for a in data)
-        if features.shape[0] != labels.shape[0]:
-            raise ValueError(f"features and labels have different lengths: {features.shape[0]} != {labels.shape[0]}")
+        features = data[0] if isinstance(data[0], torch.Tensor) else torch.as_tensor(np.asarray(data[0]))
+        labels = _as_labels(data[1])
+        if features.shape[0] != len(labels):
+            raise ValueError(f"features and labels have different lengths: {features.shape[0]} != {len(labels)}")
         for start in range(0, features.shape[0], batch_size):
             yield features[start : start + batch_size], labels[start : start + batch_size]
         return
@@ -157,18 +172,26 @@ def iter_batches(
                 f"{label_column!r} column; it has {data.column_names}"
             )
         for batch in data.with_format("torch", columns=[column, label_column]).iter(batch_size=batch_size):
-            yield batch[column], batch[label_column]
+            yield batch[column], _as_labels(batch[label_column])
         return
     if isinstance(data, Iterable):
         for item in data:
             if isinstance(item, dict):
                 item = (item[features_column or "features"], item[label_column])
             features, labels = item
-            yield torch.as_tensor(features), torch.as_tensor(labels)
+            yield torch.as_tensor(features), _as_labels(labels)
         return
     raise TypeError(
         f"data must be a (features, labels) pair, a datasets.Dataset or an iterable of batches; got {type(data).__name__}"
     )
+
+
+def _as_labels(labels: Any) -> torch.Tensor | list:
+    """A batch of labels as a tensor, or as a list when they are names (strings), which no tensor can hold."""
+    if isinstance(labels, torch.Tensor):
+        return labels
+    array = np.asarray(labels)
+    return array.tolist() if array.dtype.kind in "USO" else torch.as_tensor(array)
 
 
 class OnePassClassifier:

@@ -84,3 +84,34 @@ def test_task_name_alone_says_a_fitted_model_is_needed():
     with pytest.raises(ValueError, match="needs a fitted CraftMapsForClassification: pass model=") as error:
         pipeline("craftmaps-classification")
     assert "\n" not in str(error.value)
+
+
+def test_rows_of_a_default_format_dataset_and_key_dataset_are_accepted(model, digits):
+    import datasets
+    from transformers.pipelines.pt_utils import KeyDataset
+
+    x, _ = digits
+    rows = datasets.Dataset.from_dict({"features": x[:4].tolist(), "label": [0, 1, 2, 3]})  # rows hold plain lists
+    classifier = pipeline("craftmaps-classification", model=model, device="cpu")
+    expected = [classifier(vector, top_k=1) for vector in x[:4]]
+    assert classifier(rows[0], top_k=1) == expected[0]
+    assert list(classifier(KeyDataset(rows, "features"), top_k=1)) == expected
+    assert list(classifier((row for row in rows), top_k=1)) == expected
+    with pytest.raises(TypeError, match="a whole datasets.Dataset is one input to a pipeline: pass KeyDataset"):
+        classifier(rows)
+    with pytest.raises(TypeError, match="a list given to the pipeline is a batch"):
+        classifier(x[0].tolist())  # a batch of 64 numbers, not one vector
+
+
+def test_a_folder_of_another_model_is_refused_by_name_before_its_weights_load(tmp_path, capfd):
+    from hf_eff import RevBiFPNConfig, RevBiFPNForImageClassification
+
+    config = RevBiFPNConfig(
+        stem_factor=2, channels=[12, 16, 24, 32], neck_channels=[12, 16, 24, 40], fc_features=48, num_labels=3
+    )
+    RevBiFPNForImageClassification(config).save_pretrained(tmp_path)
+    capfd.readouterr()
+    with pytest.raises(TypeError, match="needs a CraftMapsForClassification model, got a folder of a RevBiFPNConfig"):
+        pipeline("craftmaps-classification", model=str(tmp_path))
+    printed = capfd.readouterr()
+    assert "UNEXPECTED" not in printed.out + printed.err  # no load report of the foreign weights

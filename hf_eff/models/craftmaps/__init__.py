@@ -15,4 +15,9 @@ AutoModel.register(CraftMapsConfig, CraftMapsForClassification, exist_ok=True)
 # images are one of its input types, so the image-classification Auto class resolves it too
 AutoModelForImageClassification.register(CraftMapsConfig, CraftMapsForClassification, exist_ok=True)
 
+# also write `auto_map` into saved configs, as every hf_eff family does: a folder then loads with
+# trust_remote_code=True where nobody imported hf_eff (the copied files import hf_eff, so it must be installed)
+CraftMapsConfig.register_for_auto_class()
+CraftMapsForClassification.register_for_auto_class("AutoModel")
+
 __all__ = ["CraftMapsClassifierOutput", "CraftMapsConfig", "CraftMapsForClassification", "CraftMapsPreTrainedModel"]

@@ -9,7 +9,6 @@ normal equations (summed across processes under ``torch.distributed``), then one
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -17,11 +16,12 @@ from transformers import PreTrainedModel
 from transformers import initialization as init
 from transformers.utils import ModelOutput
 
-from hf_eff.distributed import all_reduce_, is_distributed
+from hf_eff.distributed import all_gather_object, all_reduce_, is_distributed
 from hf_eff.modelcard import ModelCardMixin
-from hf_eff.models.craftmaps.configuration_craftmaps import CraftMapsConfig
 from hf_eff.random_features import CraftMap, NormalEquations, PolynomialKernel, RandomFeatureMap, code_logits
 from hf_eff.random_features.ridge import iter_batches, make_code_matrix
+
+from .configuration_craftmaps import CraftMapsConfig
 
 
 @dataclass
@@ -144,23 +144,49 @@ class CraftMapsForClassification(ModelCardMixin, CraftMapsPreTrainedModel):
         "pixel_values", labels in ``label_column``) or any iterable of ``(features, labels)`` batches, e.g. a
         stream that never fits in memory. Under ``torch.distributed`` every process passes its own shard and the
         normal equations are summed across processes before the solve, so all ranks end with the same weights.
+
+        Labels are class indices or class names. Names are looked up in ``config.label2id`` when the config names
+        its classes; otherwise they become the classes in sorted order (``config.id2label``), decided after the
+        pass from the names every process saw. A ``datasets`` ``ClassLabel`` column gives its names to a config
+        that has none, so predictions and the model card say "3", not "LABEL_3".
         """
-        equations = NormalEquations(self.config.n_components, self.code_matrix.shape[1], self.config.fit_intercept)
+        self._adopt_class_label_names(data, label_column)
         num_labels = self.config.num_labels
-        if isinstance(data, tuple) and len(data) == 2:  # checked here: iter_batches would fail on string labels
-            data = (data[0], _class_indices(data[1], num_labels))
+        labels_to_ids = _LabelIds(self.config)
+        # one pass accumulates per-class feature sums (one-hot targets); they are projected onto the codewords after
+        # the pass, when class names seen only as strings have their final indices
+        equations = NormalEquations(self.config.n_components, num_labels, self.config.fit_intercept)
         for inputs, labels in iter_batches(data, batch_size, features_column, label_column):
-            labels = _class_indices(labels, num_labels)
+            ids = labels_to_ids(labels)
             z = self.embed(torch.as_tensor(inputs).to(self.device))
-            equations.update(z, self.code_matrix.double().cpu()[labels])
+            equations.update(z, F.one_hot(ids, num_labels).double())
+        if new_classes := labels_to_ids.finish(equations):
+            self.config.id2label = dict(enumerate(new_classes))
+            self.config.label2id = {name: index for index, name in self.config.id2label.items()}
         _all_reduce_(equations)
         if equations.n_samples == 0:
             raise ValueError("fit() got no training samples: data is empty")
+        equations.map_targets(self.code_matrix.double().cpu())
         weights, bias = equations.solve(float(self.config.alpha))
         self.classifier.weight.copy_(weights.T.to(self.classifier.weight))
         self.classifier.bias.copy_(bias.to(self.classifier.bias))
         self.num_fit_samples = equations.n_samples
         return self
+
+    def _adopt_class_label_names(self, data: Any, label_column: str) -> None:
+        """Give the config the names of a ``datasets`` ``ClassLabel`` column, unless it names its classes itself."""
+        feature = (getattr(data, "features", None) or {}).get(label_column)
+        names = getattr(feature, "names", None)
+        if not names:
+            return
+        if len(names) != self.config.num_labels:
+            raise ValueError(
+                f"the dataset's {label_column!r} column has {len(names)} classes {names[:10]}, but the model has "
+                f"config.num_labels={self.config.num_labels}: build it with num_labels={len(names)}"
+            )
+        if _has_default_names(self.config):
+            self.config.id2label = dict(enumerate(names))
+            self.config.label2id = {name: index for index, name in enumerate(names)}
 
     @torch.no_grad()
     def predict(self, inputs: torch.Tensor) -> torch.Tensor:
@@ -168,7 +194,12 @@ class CraftMapsForClassification(ModelCardMixin, CraftMapsPreTrainedModel):
         return self.forward(features=inputs).logits.argmax(dim=-1)
 
     def model_card_data(self) -> dict[str, Any]:
-        return {"tags": ["craftmaps", "random-features", "kernel-methods"], "pipeline_tag": "craftmaps-classification"}
+        # no Hub task takes its inputs (feature vectors or images without an image processor): no pipeline_tag; the
+        # tag names hf_eff's own task
+        return {
+            "tags": ["craftmaps", "random-features", "kernel-methods", "craftmaps-classification"],
+            "pipeline_tag": None,
+        }
 
     def model_card_variables(self) -> dict[str, Any]:
         return {
@@ -180,19 +211,81 @@ class CraftMapsForClassification(ModelCardMixin, CraftMapsPreTrainedModel):
         }
 
 
-def _class_indices(labels: Any, num_labels: int) -> torch.Tensor:
+def _has_default_names(config: CraftMapsConfig) -> bool:
+    """Whether the config's class names are transformers' placeholders LABEL_0, LABEL_1, ..."""
+    return all(name == f"LABEL_{index}" for index, name in config.id2label.items())
+
+
+class _LabelIds:
+    """Turns each batch of labels (indices or names) into class indices for :meth:`CraftMapsForClassification.fit`.
+
+    Names the config does not define get provisional indices in order of appearance; :meth:`finish` sorts the
+    names every process saw and reorders the accumulated per-class sums to match.
+    """
+
+    def __init__(self, config: CraftMapsConfig):
+        self.num_labels = config.num_labels
+        self.label2id = None if _has_default_names(config) else {name: i for i, name in config.id2label.items()}
+        self.seen: dict[str, int] = {}  # provisional indices of names the config does not define
+        self.kinds: set[str] = set()
+
+    def __call__(self, labels: torch.Tensor | list) -> torch.Tensor:
+        if isinstance(labels, torch.Tensor):
+            self.kinds.add("indices")
+            ids = _class_indices(labels, self.num_labels)
+        else:
+            self.kinds.add("names")
+            ids = torch.tensor([self._name_id(name) for name in labels], dtype=torch.long)
+        if len(self.kinds) > 1:
+            raise ValueError("labels must be all class indices or all class names, got both")
+        return ids
+
+    def _name_id(self, name: Any) -> int:
+        if not isinstance(name, str):
+            raise ValueError(f"labels must be class indices or class names (str), got {name!r}")
+        if self.label2id is not None:
+            if name not in self.label2id:
+                raise ValueError(
+                    f"label {name!r} is not a class of this model (config.id2label names: {sorted(self.label2id)})"
+                )
+            return self.label2id[name]
+        if name not in self.seen:
+            if len(self.seen) == self.num_labels:
+                raise ValueError(
+                    f"labels name more than config.num_labels={self.num_labels} classes: {sorted(self.seen)} and {name!r}"
+                )
+            self.seen[name] = len(self.seen)
+        return self.seen[name]
+
+    def finish(self, equations: NormalEquations) -> list[str] | None:
+        """The sorted class names, once every process's names are known, with ``equations`` reordered to them; or
+        ``None`` when the labels needed no new names. A collective under ``torch.distributed``."""
+        everyone = all_gather_object((list(self.seen), sorted(self.kinds)))
+        if len({kind for _, kinds in everyone for kind in kinds}) > 1:
+            raise ValueError("labels must be all class indices or all class names, got both (on different processes)")
+        names = sorted({name for seen, _ in everyone for name in seen})
+        if not names:
+            return None
+        if len(names) != self.num_labels:
+            raise ValueError(
+                f"labels name {len(names)} classes {names[:10]}, but config.num_labels={self.num_labels}: build the "
+                f"model with num_labels={len(names)} (or name the classes in config.id2label)"
+            )
+        final = {name: index for index, name in enumerate(names)}
+        reorder = torch.zeros(self.num_labels, self.num_labels, dtype=torch.float64)
+        for name, provisional in self.seen.items():
+            reorder[provisional, final[name]] = 1.0
+        equations.map_targets(reorder)  # provisional indices this process never used hold zero sums
+        return names
+
+
+def _class_indices(labels: torch.Tensor, num_labels: int) -> torch.Tensor:
     """``labels`` as a flat ``LongTensor`` of class indices, or a ValueError saying what was expected."""
-    expected = f"labels must be integer class indices in [0, {num_labels - 1}]"
-    try:
-        labels = torch.as_tensor(labels).reshape(-1)
-    except (TypeError, ValueError, RuntimeError):
-        example = np.asarray(labels, dtype=object).reshape(-1)[:1].tolist()
+    labels = labels.reshape(-1)
+    if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
         raise ValueError(
-            f"{expected}, got values such as {example[0]!r} if example else labels of type {type(labels).__name__}: "
-            "map them to indices first (e.g. with config.label2id or a datasets ClassLabel)"
-        ) from None
-    if labels.is_floating_point() or labels.is_complex():
-        raise ValueError(f"{expected}, got dtype {labels.dtype}")
+            f"labels must be integer class indices in [0, {num_labels - 1}] or class names, got dtype {labels.dtype}"
+        )
     labels = labels.long()
     if labels.numel() and (labels.min() < 0 or labels.max() >= num_labels):
         raise ValueError(

@@ -13,6 +13,12 @@ AutoConfig.register(RevUNet3DConfig.model_type, RevUNet3DConfig, exist_ok=True)
 AutoModel.register(RevUNet3DConfig, RevUNet3DModel, exist_ok=True)
 AutoModelForSemanticSegmentation.register(RevUNet3DConfig, RevUNet3DForSemanticSegmentation, exist_ok=True)
 
+# also write `auto_map` into saved configs, as every hf_eff family does: a folder then loads with
+# trust_remote_code=True where nobody imported hf_eff (the copied files import hf_eff, so it must be installed)
+RevUNet3DConfig.register_for_auto_class()
+RevUNet3DModel.register_for_auto_class("AutoModel")
+RevUNet3DForSemanticSegmentation.register_for_auto_class("AutoModelForSemanticSegmentation")
+
 __all__ = [
     "RevUNet3DConfig",
     "RevUNet3DForSemanticSegmentation",

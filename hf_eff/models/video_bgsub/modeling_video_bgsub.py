@@ -16,8 +16,9 @@ from torch import nn
 from transformers import PreTrainedModel
 
 from hf_eff.modelcard import ModelCardMixin
-from hf_eff.models.video_bgsub.configuration_video_bgsub import VideoBackgroundSubtractionConfig
 from hf_eff.video.subtractor import BackgroundSubtractor, SubtractionResult
+
+from .configuration_video_bgsub import VideoBackgroundSubtractionConfig
 
 
 class VideoBackgroundSubtractionModel(ModelCardMixin, PreTrainedModel):

@@ -29,3 +29,12 @@ def test_example_fits_and_saves_a_loadable_model(tmp_path):
 
     classifier = pipeline("craftmaps-classification", model=str(tmp_path), device="cpu")
     assert len(classifier(np.ones(64, dtype=np.float32), top_k=2)) == 2
+
+
+@pytest.mark.slow  # a subprocess (~10 s of imports); hf_eff.distributed.world_size_problem has fast tests
+def test_example_stops_at_start_up_when_the_world_size_is_not_the_expected_one():
+    result = subprocess.run(
+        [sys.executable, str(SCRIPT), "--expected_world_size", "2"], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 2
+    assert "expected 2 processes; the launcher started 1" in result.stderr.strip().splitlines()[-1]

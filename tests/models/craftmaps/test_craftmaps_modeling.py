@@ -81,7 +81,13 @@ def test_fit_streams_a_generator_that_is_never_materialised(digits):
 def test_save_and_load_round_trip_through_auto_classes(fitted, digits, tmp_path):
     x, _ = digits
     fitted.save_pretrained(tmp_path)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["README.md", "config.json", "model.safetensors"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "README.md",
+        "config.json",
+        "configuration_craftmaps.py",  # auto_map: loadable with trust_remote_code=True
+        "model.safetensors",
+        "modeling_craftmaps.py",
+    ]
     assert json.loads((tmp_path / "config.json").read_text())["model_type"] == "hf_eff_craftmaps"
     assert "feature_map.up.signs" in load_file(tmp_path / "model.safetensors")  # the random map is stored
     for auto in (AutoModel, AutoModelForImageClassification):
