@@ -154,11 +154,17 @@ class Aligner:
 
 def valid_region(homography: np.ndarray, size: tuple[int, int], border: int = 0) -> np.ndarray:
     """Boolean mask of the foreground-frame pixels that the warped background frame covers, eroded by ``border``
-    pixels (outside the warped frame there is nothing to compare with)."""
+    pixels (outside the warped frame there is nothing to compare with). The covered region is the image of the
+    background frame's rectangle, drawn as a polygon (cheaper than warping an image of ones)."""
     cv2 = require_cv2()
     width, height = size
-    ones = np.full((height, width), 255, np.uint8)
-    covered = cv2.warpPerspective(ones, homography, size, flags=cv2.INTER_NEAREST, borderValue=0)
+    corners = np.array([[0, 0, 1], [width - 1, 0, 1], [width - 1, height - 1, 1], [0, height - 1, 1]], float).T
+    mapped = homography @ corners
+    covered = np.zeros((height, width), np.uint8)
+    if (mapped[2] > 1e-6).all():
+        quad = (mapped[:2] / mapped[2]).T
+        if np.isfinite(quad).all() and np.abs(quad).max() < 1e6:
+            cv2.fillPoly(covered, [np.round(quad * 16).astype(np.int32)], 1, lineType=cv2.LINE_8, shift=4)
     if border > 0:
         kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (2 * border + 1, 2 * border + 1))
         covered = cv2.erode(covered, kernel, borderType=cv2.BORDER_CONSTANT, borderValue=0)

@@ -3,11 +3,11 @@
 1. Both images are blurred (suppresses sensor noise and sub-pixel misalignment) and converted to CIE Lab; a background
    frame once, when it is indexed, before it is warped (:func:`blurred_lab`).
 2. **Exposure compensation**: handheld cameras change gain and offset between passes (auto-exposure), so each Lab
-   channel of the background is mapped onto the frame by a robust linear fit ``a * background + b``: least squares,
-   refitted on the pixels whose residual is within 2.5 robust standard deviations (the object and parallax are
-   outliers and do not bias the fit).
-3. The difference is the largest channel-wise absolute residual (luminance only for grayscale input), minimised
-   over background shifts of up to ``shift_tolerance`` pixels (tolerates small misalignment).
+   channel of the background is mapped onto the frame by a robust linear fit ``a * background + b``
+   (:func:`fit_exposure`; the object and parallax are outliers and do not bias the fit).
+3. The difference is the largest channel-wise residual (luminance only for grayscale input), where a channel's
+   residual is the distance from the frame's value to the range of background values within ``shift_tolerance``
+   pixels (tolerates small misalignment; each channel may take its own shift).
 4. **Threshold**: a fixed level, or ``"auto"``: ``median + k * 1.4826 * MAD`` of the difference over the covered
    pixels, but at least ``min_threshold`` (the median and MAD describe the background, which covers most pixels).
 5. **Clean-up**: only pixels the warped background covers; morphological opening (specks), closing (gaps);
@@ -34,8 +34,8 @@ class MaskSettings:
         min_area: components smaller than this fraction of the frame are removed.
         fill_holes: fill holes enclosed by a foreground component.
         chroma_weight: weight of the Lab a/b channels relative to lightness (chroma is less affected by shading).
-        shift_tolerance: a pixel is compared with the background within this many pixels around it and the
-            smallest difference counts, which absorbs small misalignment (parallax, interpolation).
+        shift_tolerance: a pixel is compared with the range of background values within this many pixels around
+            it (a value inside the range differs by 0), which absorbs small misalignment (parallax, interpolation).
     """
 
     threshold: float | str = "auto"
@@ -72,16 +72,12 @@ def _row_medians(values: np.ndarray) -> np.ndarray:
     return np.partition(values, middle, axis=1)[:, middle]
 
 
-def match_exposure(
-    source: np.ndarray, target: np.ndarray, valid: np.ndarray, iterations: int = 2, stride: int = 4
-) -> np.ndarray:
-    """Per-channel robust linear fit ``a * source + b ~= target`` over ``valid`` pixels; returns the mapped
-    ``source`` (float32, same shape). ``source`` and ``target`` are ``(H, W, C)`` float arrays. The fit uses the
-    valid pixels of a grid with spacing ``stride`` (two numbers per channel need no more), all channels at once."""
-    sample = valid[::stride, ::stride]
-    xs = np.ascontiguousarray(source[::stride, ::stride][sample].T, dtype=np.float64)  # (C, k)
-    ys = np.ascontiguousarray(target[::stride, ::stride][sample].T, dtype=np.float64)
-    channels = source.shape[2]
+def fit_exposure(source: np.ndarray, target: np.ndarray, iterations: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel robust linear fit ``gain * source + offset ~= target`` of samples ``(C, k)``: least squares,
+    refitted on the samples whose residual is within 2.5 robust standard deviations. Returns ``(gain, offset)``,
+    each ``(C,)`` (gain 1, offset 0 for a channel with too few or constant samples)."""
+    xs, ys = source.astype(np.float64), target.astype(np.float64)
+    channels = xs.shape[0]
     gain, offset = np.ones((channels, 1)), np.zeros((channels, 1))
     use = np.ones(xs.shape, bool)
     for _ in range(iterations):
@@ -98,7 +94,7 @@ def match_exposure(
         residual = ys - (gain * xs + offset)
         sigma = 1.4826 * _row_medians(np.abs(residual - _row_medians(residual)[:, None])) + 1e-6
         use = np.abs(residual) < 2.5 * sigma[:, None]
-    return source * gain[:, 0].astype(np.float32) + offset[:, 0].astype(np.float32)
+    return gain[:, 0], offset[:, 0]
 
 
 def blurred_lab(rgb: np.ndarray, settings: MaskSettings) -> np.ndarray:
@@ -120,31 +116,39 @@ def difference_image(
     """Exposure-compensated Lab difference (float32, 0 outside ``valid``) of two :func:`blurred_lab` images."""
     cv2 = require_cv2()
     channels = 1 if grayscale else 3
-    f = frame_lab[..., :channels].astype(np.float32)
-    b = warped_background_lab[..., :channels].astype(np.float32)
-    if valid.sum() < 16:
+    if np.count_nonzero(valid) < 16:
         return np.zeros(frame_lab.shape[:2], np.float32)
-    b = match_exposure(b, f, valid)
-    # smallest difference over background shifts of up to `shift_tolerance` pixels: residual misalignment
-    # (parallax off the dominant plane, interpolation) must not become foreground
+    frame_planes = cv2.split(frame_lab)[:channels]
+    background_planes = cv2.split(warped_background_lab)[:channels]
+    # the exposure fit uses the valid pixels of a 4-pixel grid: two numbers per channel need no more
+    sample = valid[::_EXPOSURE_STRIDE, ::_EXPOSURE_STRIDE]
+    gain, offset = fit_exposure(
+        np.stack([p[::_EXPOSURE_STRIDE, ::_EXPOSURE_STRIDE][sample] for p in background_planes]),
+        np.stack([p[::_EXPOSURE_STRIDE, ::_EXPOSURE_STRIDE][sample] for p in frame_planes]),
+    )
+    # distance of each frame value to the range of background values within `shift_tolerance` pixels (0 inside it),
+    # per channel: residual misalignment (parallax off the dominant plane, interpolation) must not become
+    # foreground. One dilation and one erosion per channel instead of one difference per shift; both commute with
+    # the exposure map (increasing for gain >= 0), so they run on the uint8 planes.
     r = settings.shift_tolerance
-    height, width = f.shape[:2]
-    frame_channels = [np.ascontiguousarray(f[..., c]) for c in range(channels)]
-    padded = [
-        cv2.copyMakeBorder(np.ascontiguousarray(b[..., c]), r, r, r, r, cv2.BORDER_REPLICATE) for c in range(channels)
-    ]
+    kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (2 * r + 1, 2 * r + 1))
     difference = None
-    for dy in range(2 * r + 1):
-        for dx in range(2 * r + 1):
-            d = None
-            for c, (fc, bc) in enumerate(zip(frame_channels, padded)):
-                dc = cv2.absdiff(fc, bc[dy : dy + height, dx : dx + width])
-                if c > 0 and settings.chroma_weight != 1:
-                    dc *= settings.chroma_weight
-                d = dc if d is None else cv2.max(d, dc)
-            difference = d if difference is None else cv2.min(difference, d)
+    for c in range(channels):
+        f = frame_planes[c].astype(np.float32)
+        high = cv2.dilate(background_planes[c], kernel, borderType=cv2.BORDER_REPLICATE)
+        low = cv2.erode(background_planes[c], kernel, borderType=cv2.BORDER_REPLICATE)
+        if gain[c] < 0:
+            high, low = low, high
+        g, o = np.float32(gain[c]), np.float32(offset[c])
+        dc = cv2.max(cv2.max(f - (high * g + o), (low * g + o) - f), 0.0)
+        if c > 0 and settings.chroma_weight != 1:
+            dc *= settings.chroma_weight
+        difference = dc if difference is None else cv2.max(difference, dc)
     difference[~valid] = 0
     return difference
+
+
+_EXPOSURE_STRIDE = 4
 
 
 # the automatic threshold's median and MAD are estimated on every 4th covered pixel: the same level to within a

@@ -37,6 +37,7 @@ class FlowRefiner:
         self.max_flow = max_flow
         self.scale = scale
         self._flow = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST)
+        self._grid: tuple[np.ndarray, np.ndarray] | None = None
 
     def flow(self, frame_gray: np.ndarray, warped_gray: np.ndarray, valid: np.ndarray) -> np.ndarray:
         """``(H, W, 2)`` float32 displacement such that ``frame(x) ~ warped(x + flow(x))`` (zero where dropped)."""
@@ -47,10 +48,9 @@ class FlowRefiner:
         a = _normalised(cv2.resize(frame_gray, size, interpolation=cv2.INTER_AREA), small_valid)
         b = _normalised(cv2.resize(warped_gray, size, interpolation=cv2.INTER_AREA), small_valid)
         flow = self._flow.calc(a, b, None)
-        flow = cv2.resize(flow, (width, height), interpolation=cv2.INTER_LINEAR) / self.scale
-        too_long = (flow**2).sum(axis=2) > self.max_flow**2
-        flow[too_long] = 0
-        flow[~valid] = 0
+        flow = cv2.resize(flow * (1 / self.scale), (width, height), interpolation=cv2.INTER_LINEAR)
+        dx, dy = flow[..., 0], flow[..., 1]
+        flow[(cv2.magnitude(dx, dy) > self.max_flow) | ~valid] = 0
         return flow
 
     def __call__(self, frame_gray: np.ndarray, warped: np.ndarray, warped_gray: np.ndarray, valid: np.ndarray):
@@ -58,15 +58,18 @@ class FlowRefiner:
         cv2 = require_cv2()
         flow = self.flow(frame_gray, warped_gray, valid)
         height, width = frame_gray.shape
-        grid_x, grid_y = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
-        return cv2.remap(warped, grid_x + flow[..., 0], grid_y + flow[..., 1], cv2.INTER_LINEAR, cv2.BORDER_REPLICATE)
+        if self._grid is None or self._grid[0].shape != (height, width):
+            self._grid = tuple(np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32)))
+        flow += np.dstack(self._grid)
+        return cv2.remap(warped, flow, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
 def _normalised(gray: np.ndarray, valid: np.ndarray) -> np.ndarray:
     """uint8 image with the valid pixels' mean and contrast fixed (DIS assumes constant brightness; handheld passes
     differ in exposure)."""
-    values = gray[valid].astype(np.float32)
-    if values.size < 16:
+    cv2 = require_cv2()
+    if np.count_nonzero(valid) < 16:
         return gray
-    scaled = (gray.astype(np.float32) - values.mean()) * (40.0 / max(float(values.std()), 1e-3)) + 128.0
-    return np.clip(scaled, 0, 255).astype(np.uint8)
+    mean, std = (float(v[0, 0]) for v in cv2.meanStdDev(gray, mask=valid.view(np.uint8)))
+    gain = 40.0 / max(std, 1e-3)
+    return cv2.addWeighted(gray, gain, gray, 0.0, 128.0 - gain * mean)  # saturates to 0..255
