@@ -204,7 +204,7 @@ def alignment_residual(
     cv2 = require_cv2()
     height, width = foreground.shape
     warped = cv2.warpPerspective(background, homography, (width, height), flags=cv2.INTER_LINEAR)
-    valid = valid_region(homography, (width, height), border=1)
+    valid = valid_region(homography, (width, height), border=2)
     coverage = float(valid.mean())
     if coverage < 0.05:
         return float("inf")
