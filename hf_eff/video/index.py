@@ -54,7 +54,7 @@ class FrameIndexer:
 
     Args:
         working: ``(width, height)`` frames are resized to (up, for small inputs, so ORB finds enough keypoints).
-        num_features: ORB keypoints per frame.
+        num_features, feature_levels: ORB keypoints per frame and pyramid levels.
         descriptor_size: ``(width, height)`` of the tiny-image descriptor.
         verification_scale: size of the verification image relative to the working size.
         mask_settings: the blur of the Lab image.
@@ -64,6 +64,7 @@ class FrameIndexer:
         self,
         working: tuple[int, int],
         num_features: int,
+        feature_levels: int,
         descriptor_size: tuple[int, int],
         verification_scale: float,
         mask_settings: MaskSettings,
@@ -72,7 +73,7 @@ class FrameIndexer:
         self.descriptor_size = descriptor_size
         self.verification_scale = verification_scale
         self.mask_settings = mask_settings
-        self._extract = FeatureExtractor(num_features)
+        self._extract = FeatureExtractor(num_features, feature_levels)
 
     def resize(self, frame: np.ndarray) -> np.ndarray:
         """``frame`` at working resolution (area averaging when shrinking)."""

@@ -75,7 +75,7 @@ def _row_medians(values: np.ndarray) -> np.ndarray:
 def fit_exposure(source: np.ndarray, target: np.ndarray, iterations: int = 2) -> tuple[np.ndarray, np.ndarray]:
     """Per-channel robust linear fit ``gain * source + offset ~= target`` of samples ``(C, k)``: least squares,
     refitted on the samples whose residual is within 2.5 robust standard deviations. Returns ``(gain, offset)``,
-    each ``(C,)`` (gain 1, offset 0 for a channel with too few or constant samples)."""
+    each ``(C,)`` (gain 1, offset 0 for a channel with too few or constant samples; gain >= 0)."""
     xs, ys = source.astype(np.float64), target.astype(np.float64)
     channels = xs.shape[0]
     gain, offset = np.ones((channels, 1)), np.zeros((channels, 1))
@@ -89,7 +89,9 @@ def fit_exposure(source: np.ndarray, target: np.ndarray, iterations: int = 2) ->
         fit = (count >= 16) & (variance > 1e-9 * safe)
         if not fit.any():
             break
-        gain = np.where(fit, (dx * (ys - my)).sum(axis=1, keepdims=True) / np.where(fit, variance, 1.0), gain)
+        # an exposure change cannot invert an image: a negative slope (a degenerate fit) is taken as 0
+        slope = (dx * (ys - my)).sum(axis=1, keepdims=True) / np.where(fit, variance, 1.0)
+        gain = np.where(fit, np.maximum(slope, 0.0), gain)
         offset = np.where(fit, my - gain * mx, offset)
         residual = ys - (gain * xs + offset)
         sigma = 1.4826 * _row_medians(np.abs(residual - _row_medians(residual)[:, None])) + 1e-6
@@ -118,32 +120,30 @@ def difference_image(
     channels = 1 if grayscale else 3
     if np.count_nonzero(valid) < 16:
         return np.zeros(frame_lab.shape[:2], np.float32)
-    frame_planes = cv2.split(frame_lab)[:channels]
-    background_planes = cv2.split(warped_background_lab)[:channels]
+    f = np.ascontiguousarray(frame_lab[..., :channels])
+    b = np.ascontiguousarray(warped_background_lab[..., :channels])
     # the exposure fit uses the valid pixels of a 4-pixel grid: two numbers per channel need no more
     sample = valid[::_EXPOSURE_STRIDE, ::_EXPOSURE_STRIDE]
     gain, offset = fit_exposure(
-        np.stack([p[::_EXPOSURE_STRIDE, ::_EXPOSURE_STRIDE][sample] for p in background_planes]),
-        np.stack([p[::_EXPOSURE_STRIDE, ::_EXPOSURE_STRIDE][sample] for p in frame_planes]),
+        b[::_EXPOSURE_STRIDE, ::_EXPOSURE_STRIDE][sample].T, f[::_EXPOSURE_STRIDE, ::_EXPOSURE_STRIDE][sample].T
     )
     # distance of each frame value to the range of background values within `shift_tolerance` pixels (0 inside it),
     # per channel: residual misalignment (parallax off the dominant plane, interpolation) must not become
-    # foreground. One dilation and one erosion per channel instead of one difference per shift; both commute with
-    # the exposure map (increasing for gain >= 0), so they run on the uint8 planes.
+    # foreground. One dilation and one erosion instead of one difference per shift; both commute with the
+    # exposure map (increasing: gain >= 0), so they run on uint8 images and the map is a lookup table.
     r = settings.shift_tolerance
     kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (2 * r + 1, 2 * r + 1))
     difference = None
-    for c in range(channels):
-        f = frame_planes[c].astype(np.float32)
-        high = cv2.dilate(background_planes[c], kernel, borderType=cv2.BORDER_REPLICATE)
-        low = cv2.erode(background_planes[c], kernel, borderType=cv2.BORDER_REPLICATE)
-        if gain[c] < 0:
-            high, low = low, high
-        g, o = np.float32(gain[c]), np.float32(offset[c])
-        dc = cv2.max(cv2.max(f - (high * g + o), (low * g + o) - f), 0.0)
-        if c > 0 and settings.chroma_weight != 1:
-            dc *= settings.chroma_weight
+    for c, (frame_plane, plane) in enumerate(zip(cv2.split(f), cv2.split(b))):  # OpenCV per plane: fastest
+        weight = settings.chroma_weight if c > 0 else 1.0
+        values = np.arange(256, dtype=np.float32)
+        frame_values = cv2.LUT(frame_plane, weight * values)
+        mapped = (weight * (gain[c] * values + offset[c])).astype(np.float32)
+        high = cv2.LUT(cv2.dilate(plane, kernel, borderType=cv2.BORDER_REPLICATE), mapped)
+        low = cv2.LUT(cv2.erode(plane, kernel, borderType=cv2.BORDER_REPLICATE), mapped)
+        dc = cv2.max(cv2.subtract(frame_values, high), cv2.subtract(low, frame_values))
         difference = dc if difference is None else cv2.max(difference, dc)
+    difference = cv2.max(difference, 0.0)
     difference[~valid] = 0
     return difference
 

@@ -63,7 +63,8 @@ class SubtractorSettings(MaskSettings):
             verification scores step back to a wrong frame (within one frame of the truth for 96-100% of
             frames with 0, 93-97% with 1), hence the default 0.
     Alignment:
-        num_features, ratio_test, ransac_threshold, min_inliers: ORB + RANSAC homography.
+        num_features, feature_levels, ratio_test, ransac_threshold, min_inliers: ORB (keypoints per frame, pyramid
+            levels) + RANSAC homography.
         alignment_fallback: ``"ecc"`` or ``"prior"`` when the feature fit has too few inliers.
         verification_size: longer side, in pixels, of the blurred images candidate pairs are scored with (the
             blur removes the detail a larger size would add).
@@ -85,6 +86,7 @@ class SubtractorSettings(MaskSettings):
     max_step: int | None = None
     max_back: int = 0
     num_features: int = 500
+    feature_levels: int = 4
     ratio_test: float = 0.8
     ransac_threshold: float = 3.0
     min_inliers: int = 15
@@ -116,7 +118,7 @@ class SubtractorSettings(MaskSettings):
         if self.max_step is not None and (not isinstance(self.max_step, int) or self.max_step < 1):
             raise ValueError(f"max_step must be None or an int >= 1, got {self.max_step!r}")
         Aligner(self.ratio_test, self.ransac_threshold, self.min_inliers, self.alignment_fallback)  # validates
-        FeatureExtractor(self.num_features)
+        FeatureExtractor(self.num_features, self.feature_levels)
 
     def mask_settings(self) -> MaskSettings:
         return MaskSettings(**{f.name: getattr(self, f.name) for f in fields(MaskSettings)})
@@ -223,11 +225,12 @@ class _FrameAligner:
         )
 
     def final(self, j: int, prior: np.ndarray) -> Alignment:
-        """The alignment used for the mask: the frame's own feature fit, else chained from the anchor, else ECC
-        started from ``prior``."""
-        alignment = self.fit(j)
-        if alignment is not None:
-            return alignment
+        """The alignment used for the mask: the anchor's feature fit (chained to ``j`` when ``j`` is not the anchor:
+        one feature fit per frame), else ``j``'s own fit, else ECC started from ``prior``."""
+        if j == self.anchor or self.anchor is None or self.fit(self.anchor) is None:
+            alignment = self.fit(j)
+            if alignment is not None:
+                return alignment
         h = self.homography(j)
         if h is not None:
             anchor_fit = self.fit(self.anchor)
@@ -258,7 +261,7 @@ class BackgroundSubtractor:
     def _indexer(self, working: tuple[int, int]) -> FrameIndexer:
         s = self.settings
         scale = s.verification_size / max(working)
-        return FrameIndexer(working, s.num_features, s.descriptor_size, scale, s.mask_settings())
+        return FrameIndexer(working, s.num_features, s.feature_levels, s.descriptor_size, scale, s.mask_settings())
 
     # the background, once -------------------------------------------------------------------------------------
     def index(self, background: VideoInput | BackgroundIndex, progress: bool = False) -> BackgroundIndex:
