@@ -39,37 +39,41 @@ class FlowRefiner:
         self._flow = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST)
         self._grid: tuple[np.ndarray, np.ndarray] | None = None
 
-    def flow(self, frame_gray: np.ndarray, warped_gray: np.ndarray, valid: np.ndarray) -> np.ndarray:
-        """``(H, W, 2)`` float32 displacement such that ``frame(x) ~ warped(x + flow(x))`` (zero where dropped)."""
+    def flow(
+        self, frame_gray: np.ndarray, warped_gray: np.ndarray, valid: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Displacement ``(dx, dy)`` (float32 planes) such that ``frame(x) ~ warped(x + flow(x))``; zero outside
+        ``valid`` and where it is longer than ``max_flow``."""
         cv2 = require_cv2()
         height, width = frame_gray.shape
         size = (max(8, round(width * self.scale)), max(8, round(height * self.scale)))
-        small_valid = cv2.resize(valid.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST).astype(bool)
+        small_valid = cv2.resize(valid.view(np.uint8), size, interpolation=cv2.INTER_NEAREST)
         a = _normalised(cv2.resize(frame_gray, size, interpolation=cv2.INTER_AREA), small_valid)
         b = _normalised(cv2.resize(warped_gray, size, interpolation=cv2.INTER_AREA), small_valid)
-        flow = self._flow.calc(a, b, None)
-        flow = cv2.resize(flow * (1 / self.scale), (width, height), interpolation=cv2.INTER_LINEAR)
-        dx, dy = flow[..., 0], flow[..., 1]
-        flow[(cv2.magnitude(dx, dy) > self.max_flow) | ~valid] = 0
-        return flow
+        flow = cv2.resize(self._flow.calc(a, b, None), (width, height), interpolation=cv2.INTER_LINEAR)
+        dx, dy = cv2.split(flow)
+        dx, dy = dx * (1 / self.scale), dy * (1 / self.scale)
+        keep = cv2.compare(cv2.magnitude(dx, dy), self.max_flow, cv2.CMP_LE) & valid.view(np.uint8) * 255
+        keep = keep.astype(np.float32) * (1 / 255)
+        return cv2.multiply(dx, keep), cv2.multiply(dy, keep)
 
     def __call__(self, frame_gray: np.ndarray, warped: np.ndarray, warped_gray: np.ndarray, valid: np.ndarray):
         """``warped`` (any number of channels) resampled along the flow from ``frame_gray`` to ``warped_gray``."""
         cv2 = require_cv2()
-        flow = self.flow(frame_gray, warped_gray, valid)
+        dx, dy = self.flow(frame_gray, warped_gray, valid)
         height, width = frame_gray.shape
         if self._grid is None or self._grid[0].shape != (height, width):
             self._grid = tuple(np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32)))
-        flow += np.dstack(self._grid)
-        return cv2.remap(warped, flow, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        map_x, map_y = cv2.add(self._grid[0], dx), cv2.add(self._grid[1], dy)
+        return cv2.remap(warped, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
-def _normalised(gray: np.ndarray, valid: np.ndarray) -> np.ndarray:
+def _normalised(gray: np.ndarray, valid: np.ndarray) -> np.ndarray:  # valid: uint8 0/1
     """uint8 image with the valid pixels' mean and contrast fixed (DIS assumes constant brightness; handheld passes
     differ in exposure)."""
     cv2 = require_cv2()
-    if np.count_nonzero(valid) < 16:
+    if cv2.countNonZero(valid) < 16:
         return gray
-    mean, std = (float(v[0, 0]) for v in cv2.meanStdDev(gray, mask=valid.view(np.uint8)))
+    mean, std = (float(v[0, 0]) for v in cv2.meanStdDev(gray, mask=valid))
     gain = 40.0 / max(std, 1e-3)
     return cv2.addWeighted(gray, gain, gray, 0.0, 128.0 - gain * mean)  # saturates to 0..255
