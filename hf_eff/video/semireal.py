@@ -20,6 +20,7 @@ PyAV). Nothing is downloaded at run time.
 
 import importlib.util
 import io
+import itertools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,8 +80,10 @@ def make_semireal_pair(
         reencode: re-encode the foreground pass with H.264 after compositing (``crf`` sets the quality).
         seed: the object's path across the view.
     """
-    from hf_eff.video.io import read_video
-    from hf_eff.video.synthetic import _build_object, _skimage_images
+    from hf_eff.video.io import VideoReader
+    from skimage import data
+
+    from hf_eff.video.synthetic import _build_object
 
     if shot not in SHOTS:
         raise ValueError(f"shot must be one of {sorted(SHOTS)}, got {shot!r}")
@@ -88,10 +91,10 @@ def make_semireal_pair(
         raise ValueError(f"object_size must be in (0, 0.9], got {object_size}")
     cv2 = require_cv2()
     first, last = SHOTS[shot]
-    clip = read_video(sample_clip_path())[first : last + 1]
+    clip = np.stack(list(itertools.islice(VideoReader(sample_clip_path(), "bikes.mp4"), first, last + 1)))
     background, plain = clip[0::2], clip[1::2]
     n, height, width = plain.shape[:3]
-    obj_rgb, obj_alpha = _build_object(_skimage_images(), max(8, int(object_size * height)))
+    obj_rgb, obj_alpha = _build_object({"chelsea": data.chelsea()}, max(8, int(object_size * height)))
     rng = np.random.default_rng(seed)
     # the object crosses the view on its own path: left to right (or back), bobbing, turning slightly
     direction = rng.choice([-1.0, 1.0])
