@@ -35,7 +35,7 @@ def test_matches_are_within_one_frame_and_masks_are_accurate(small_pair, result)
     assert result.masks.shape == small_pair.masks.shape and result.masks.dtype == bool
     # windowed: n * (2 * window + 1) alignments at most, far fewer than n * m
     assert result.stats["verifications"] <= 24 * 5 < 24 * 30
-    assert set(result.alignment) == {"features"}
+    assert set(result.alignment) <= {"features", "chained"}  # chained: the anchor's fit, carried to a neighbour
 
 
 def test_windowed_matching_agrees_with_brute_force():
