@@ -28,13 +28,13 @@ from hf_eff.bench.report import BenchReport, Headline
 
 _QUICK = {
     "speed_sizes": [(320, 240)],
-    "speed_frames": 24,
+    "speed_frames": 16,
     "speed_repeats": 3,
     "quality_size": (160, 120),
-    "quality_frames": 20,
+    "quality_frames": 16,
     "seeds": [0],
     "semireal_shots": ["fence"],
-    "memory_lengths": [20, 60],
+    "memory_lengths": [16, 48],
     "cost_lengths": [8, 16],
     "brute_force_max_length": 16,
 }
