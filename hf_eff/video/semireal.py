@@ -80,9 +80,9 @@ def make_semireal_pair(
         reencode: re-encode the foreground pass with H.264 after compositing (``crf`` sets the quality).
         seed: the object's path across the view.
     """
-    from hf_eff.video.io import VideoReader
     from skimage import data
 
+    from hf_eff.video.io import VideoReader
     from hf_eff.video.synthetic import _build_object
 
     if shot not in SHOTS:

@@ -336,23 +336,52 @@ class BackgroundSubtractor:
 
     # streaming -------------------------------------------------------------------------------------------------
     def stream(
-        self, foreground: VideoInput, background: VideoInput | BackgroundIndex, progress: bool = False
+        self,
+        foreground: VideoInput,
+        background: VideoInput | BackgroundIndex,
+        progress: bool = False,
+        threads: int = 1,
     ) -> Iterator[FrameResult]:
         """Match, align and mask each foreground frame as it arrives (``matching="online"``), in constant memory.
 
         ``foreground`` may be anything :class:`~hf_eff.video.VideoReader` accepts, or any iterable of frames (a
         generator reading a camera); ``background`` a video or a :class:`~hf_eff.video.index.BackgroundIndex`.
+        ``threads=2`` computes the mask of frame ``i`` in a second thread while frame ``i + 1`` is matched (OpenCV
+        releases the GIL, so both cores of a small CPU work; at most one frame waits, and results come in order).
         """
-        s = self.settings
+        if threads not in (1, 2):
+            raise ValueError(f"threads must be 1 or 2, got {threads!r}")
         index = self.index(background, progress)
         frames, info = _frame_stream(foreground, index.info)
+        steps = self._online_steps(
+            _progress(frames, progress, "masks", info.num_frames if info else None), info, index
+        )
+        if threads == 1:
+            for step in steps:
+                yield self._result(*step)
+            return
+        from collections import deque
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(1, thread_name_prefix="bgsub-masks") as pool:
+            pending = deque()
+            for step in steps:
+                pending.append(pool.submit(self._result, *step))
+                if len(pending) > 1:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+
+    def _online_steps(self, frames, info: VideoInfo | None, index: BackgroundIndex) -> Iterator[tuple]:
+        """Online matching and alignment of each frame: the arguments of :meth:`_result`."""
+        s = self.settings
         n = info.num_frames if info is not None and info.num_frames else len(index)
         max_step = s.max_step if s.max_step is not None else default_max_step(n, len(index))
         matcher = OnlineMatcher(index.descriptors, window=s.verify_window, max_step=max_step, max_back=s.max_back)
         self.last_work = matcher
         indexer = self._indexer(index.working)
         prior = np.eye(3)
-        for i, frame in enumerate(_progress(frames, progress, "masks", info.num_frames if info else None)):
+        for i, frame in enumerate(frames):
             small = indexer.resize(frame)
             record = indexer(small, keep_lab=False)
             aligner = _FrameAligner(record, index, self._aligner, indexer.verification_scale)
@@ -363,7 +392,7 @@ class BackgroundSubtractor:
             alignment = aligner.final(j, prior)
             prior = alignment.homography
             cost = costs[candidates.index(j)] if j in candidates else float("nan")
-            yield self._result(i, frame, small, index, j, alignment, self._neighbours(index, j, prior), cost)
+            yield i, frame, small, index, j, alignment, self._neighbours(index, j, prior), cost
 
     # one frame -------------------------------------------------------------------------------------------------
     def _neighbours(self, index: BackgroundIndex, j: int, homography: np.ndarray) -> list[tuple[int, np.ndarray]]:
@@ -415,11 +444,16 @@ class BackgroundSubtractor:
 
     # everything ------------------------------------------------------------------------------------------------
     def frames(
-        self, foreground: VideoInput, background: VideoInput | BackgroundIndex, progress: bool = False
+        self,
+        foreground: VideoInput,
+        background: VideoInput | BackgroundIndex,
+        progress: bool = False,
+        threads: int = 1,
     ) -> Iterator[FrameResult]:
-        """Each foreground frame's result, by the configured matching (two passes, or streaming for ``online``)."""
+        """Each foreground frame's result, by the configured matching (two passes, or streaming for ``online``;
+        ``threads`` applies to streaming, see :meth:`stream`)."""
         if self.settings.matching == "online":
-            yield from self.stream(foreground, background, progress)
+            yield from self.stream(foreground, background, progress, threads)
             return
         reader = _reader(foreground, "foreground video")
         plan = self.plan(reader, background, progress)
@@ -435,9 +469,11 @@ class BackgroundSubtractor:
         return_frames: bool = True,
         fps: float | None = None,
         progress: bool = False,
+        threads: int = 1,
     ) -> SubtractionResult:
         """Run the method. ``output_video`` / ``mask_video`` stream the foreground (background black) and the
-        masks to files (``.mp4``, ``.mkv`` or ``.avi``); ``return_frames=False`` keeps only the masks in memory."""
+        masks to files (``.mp4``, ``.mkv`` or ``.avi``); ``return_frames=False`` keeps only the masks in memory;
+        ``threads=2`` overlaps the masks and the matching of consecutive frames when streaming (see :meth:`stream`)."""
         start = time.perf_counter()
         fg_reader = _reader(foreground, "foreground video")
         index = self.index(background, progress)
@@ -449,7 +485,7 @@ class BackgroundSubtractor:
         with contextlib.ExitStack() as stack:
             frame_writer = stack.enter_context(VideoWriter(output_video, fps)) if output_video is not None else None
             mask_writer = stack.enter_context(VideoWriter(mask_video, fps)) if mask_video is not None else None
-            for r in self.frames(fg_reader, index, progress):
+            for r in self.frames(fg_reader, index, progress, threads):
                 masks.append(r.mask)
                 if return_frames:
                     rgba.append(r.rgba)

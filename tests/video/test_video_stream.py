@@ -76,3 +76,16 @@ def test_flow_refinement_aligns_two_planes_at_different_depths():
     # the homography aligns one plane; the other's parallax is false foreground until the flow removes it
     assert scores["flow"]["precision"] >= scores["none"]["precision"] + 0.08, scores
     assert scores["flow"]["f1"] >= 0.87, scores
+
+
+def test_two_threads_give_the_same_results_in_order(small_pair):
+    subtractor = _subtractor(matching="online")
+    index = subtractor.index(small_pair.background)
+    one = list(subtractor.stream(small_pair.foreground[:8], index))
+    two = list(subtractor.stream(small_pair.foreground[:8], index, threads=2))
+    assert [r.index for r in two] == list(range(8))
+    for a, b in zip(one, two):
+        assert a.match == b.match
+        np.testing.assert_array_equal(a.mask, b.mask)
+    with pytest.raises(ValueError, match="threads must be 1 or 2"):
+        next(subtractor.stream(small_pair.foreground, index, threads=3))
