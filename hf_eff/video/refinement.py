@@ -33,10 +33,9 @@ class FlowRefiner:
             raise ValueError(f"max_flow must be > 0, got {max_flow}")
         if not 0 < scale <= 1:
             raise ValueError(f"scale must be in (0, 1], got {scale}")
-        cv2 = require_cv2()
+        require_cv2()  # fail at construction, not at the first frame, without OpenCV
         self.max_flow = max_flow
         self.scale = scale
-        self._flow = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST)
         self._grid: tuple[np.ndarray, np.ndarray] | None = None
 
     def flow(
@@ -50,7 +49,10 @@ class FlowRefiner:
         small_valid = cv2.resize(valid.view(np.uint8), size, interpolation=cv2.INTER_NEAREST)
         a = _normalised(cv2.resize(frame_gray, size, interpolation=cv2.INTER_AREA), small_valid)
         b = _normalised(cv2.resize(warped_gray, size, interpolation=cv2.INTER_AREA), small_valid)
-        flow = cv2.resize(self._flow.calc(a, b, None), (width, height), interpolation=cv2.INTER_LINEAR)
+        # a new DIS object per call (0.02 ms): a reused one gives a slightly different first result on small images,
+        # which would make the same frame's mask depend on what was processed before
+        dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST)
+        flow = cv2.resize(dis.calc(a, b, None), (width, height), interpolation=cv2.INTER_LINEAR)
         dx, dy = cv2.split(flow)
         dx, dy = dx * (1 / self.scale), dy * (1 / self.scale)
         keep = cv2.compare(cv2.magnitude(dx, dy), self.max_flow, cv2.CMP_LE) & valid.view(np.uint8) * 255
