@@ -47,7 +47,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument(
         "--verify_window", type=int, default=2, help="background frames verified on each side (default 2)"
     )
-    parser.add_argument("--working_size", type=int, default=320, help="longer side used for processing (default 320)")
+    parser.add_argument("--working_size", type=int, default=256, help="longer side used for processing (default 256)")
     parser.add_argument(
         "--threshold",
         type=_threshold,

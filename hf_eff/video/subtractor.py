@@ -50,7 +50,10 @@ class SubtractorSettings(MaskSettings):
     :class:`hf_eff.video.masks.MaskSettings`, then matching and alignment.
 
     Matching:
-        working_size: longer side of the frames used for matching and differencing.
+        working_size: longer side of the frames used for matching and differencing. 256 rather than 320: mask F1
+            moved by -0.009 / -0.003 on two standard synthetic pairs and improved on parallax (+0.01 / +0.03) and
+            semi-real pairs (+0.006 / +0.015; a coarser grid hides small misalignment and compression noise),
+            at 0.64x the per-pixel cost.
         descriptor_size: ``(width, height)`` of the tiny-image descriptor.
         matching: ``"windowed"`` (temporal smoothness over the whole video, linear cost, two passes),
             ``"online"`` (each frame decided as it arrives: streaming, constant memory) or ``"brute-force"`` (all
@@ -78,7 +81,7 @@ class SubtractorSettings(MaskSettings):
     Masks: see :class:`hf_eff.video.masks.MaskSettings`.
     """
 
-    working_size: int = 320
+    working_size: int = 256
     descriptor_size: tuple[int, int] = (32, 24)
     matching: str = "windowed"
     search_radius: int = 3
