@@ -31,6 +31,7 @@ from hf_eff.video._opencv import av_available, require_av, require_cv2
 
 # FFmpeg demuxers that accept files which are not videos (text is rendered as ANSI art)
 _NOT_VIDEO_FORMATS = frozenset({"tty"})
+_NOT_VIDEO_CODECS = frozenset({b"ansi"})  # the same, as OpenCV's FFmpeg backend reports it (FourCC)
 
 VideoInput = Any  # str | os.PathLike | np.ndarray | torch.Tensor | Sequence[np.ndarray | PIL.Image.Image]
 
@@ -186,6 +187,10 @@ class VideoReader:
         capture = cv2.VideoCapture(str(self.path))
         if not capture.isOpened():
             raise ValueError(f"{self.name}: cannot read {self.path} as a video")
+        codec = int(capture.get(cv2.CAP_PROP_FOURCC)).to_bytes(4, "little")
+        if codec in _NOT_VIDEO_CODECS:
+            capture.release()
+            raise ValueError(f"{self.name}: {self.path} is not a video (FFmpeg reads it as text)")
         try:
             while True:
                 ok, frame = capture.read()

@@ -110,8 +110,9 @@ def test_a_text_file_is_not_a_video(tmp_path):
     # FFmpeg's "tty" demuxer renders text as ANSI art: without a check, a typo'd path would yield masks
     notes = tmp_path / "notes.txt"
     notes.write_text("\n".join(f"line {k}: some text that is not a video" for k in range(200)))
-    with pytest.raises(ValueError, match=r"^background_video: .*notes.txt is not a video"):
-        VideoReader(notes, name="background_video")
+    for backend in ("pyav", "opencv"):
+        with pytest.raises(ValueError, match=r"^background_video: .*notes.txt is not a video"):
+            VideoReader(notes, name="background_video", backend=backend)
 
 
 @pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
