@@ -314,25 +314,29 @@ def _figure(speed: list[dict], quality: list[dict], memory: list[dict], cost: li
     figure, axes = plt.subplots(1, 4, figsize=(22, 4.8))
     ax = axes[0]
     sizes = sorted({r["size"] for r in speed}, key=lambda s: int(s.split("x")[0]))
-    methods = list(dict.fromkeys(r["method"] for r in speed))
-    width = 0.8 / max(len(methods), 1)
-    for k, method in enumerate(methods):
+    measured = [
+        m for m in dict.fromkeys(r["method"] for r in speed) if any(r["fg_fps"] for r in speed if r["method"] == m)
+    ]
+    width = 0.8 / max(len(measured), 1)
+    for k, method in enumerate(measured):  # only measurements whose repeats agreed (see the notes)
         values = [next((r["fg_fps"] for r in speed if r["size"] == s and r["method"] == method), None) for s in sizes]
         colour, _ = _STYLE[method]
         xs = [i + k * width for i, v in enumerate(values) if v is not None]
         ax.bar(xs, [v for v in values if v is not None], width, color=colour, label=method)
     ax.axhline(30, color="black", linestyle=":", linewidth=1, label="goal: 30 frames/s")
     ax.set(xticks=[i + 0.4 - width / 2 for i in range(len(sizes))], xticklabels=sizes, ylabel="foreground frames/s")
-    ax.set_title("speed after indexing (one thread unless labelled)")
+    ax.set_title("speed after indexing (reliable measurements only)", fontsize=10)
     ax.legend(fontsize=7)
 
     ax = axes[1]
     scenes = list(dict.fromkeys(r["scene"] for r in quality))
     methods = list(dict.fromkeys(r["method"] for r in quality))
-    for method in methods:
+    for k, method in enumerate(methods):
         colour, marker = _STYLE[method]
         f1 = [np.mean([r["f1"] for r in quality if r["scene"] == s and r["method"] == method]) for s in scenes]
-        ax.plot(range(len(scenes)), f1, marker=marker, color=colour, linestyle="none", markersize=8, label=method)
+        offset = (k - (len(methods) - 1) / 2) * 0.12  # side by side, so equal scores stay visible
+        xs = [i + offset for i in range(len(scenes))]
+        ax.plot(xs, f1, marker=marker, color=colour, linestyle="none", markersize=8, label=method)
     ax.axhline(0.9, color="black", linestyle=":", linewidth=1, label="goal: F1 0.9")
     ax.set(xticks=range(len(scenes)), ylabel="mask F1 (mean over seeds)", ylim=(0, 1))
     ax.set_xticklabels(scenes, rotation=20, fontsize=8)
