@@ -17,8 +17,17 @@ written by ``pipe.save_pretrained`` additionally records a custom pipeline, whic
 
 A Python list passed to a pipeline is a *batch*: pass a list of frames for one video through the ``background_video``
 form above or inside a dict ``{"video": ..., "background_video": ...}``; a list of such dicts is a batch of pairs.
+
+Many pairs on disk: pass a folder (pairs named ``NAME.mp4`` + ``NAME_background.mp4``) or a ``datasets.Dataset``
+with string columns ``video`` and ``background_video`` (and optionally ``name``), plus ``output_dir``. They are
+processed by ``num_workers`` processes (default 2), each streaming its videos from disk, with a progress bar; the
+call returns one summary per pair and writes ``NAME_foreground.mp4`` / ``NAME_masks.mp4`` to ``output_dir``:
+
+>>> summaries = pipe("pairs/", output_dir="out/", num_workers=2)
 """
 
+import os
+import sys
 import warnings
 from pathlib import Path
 from typing import Any
@@ -43,6 +52,9 @@ class VideoBackgroundSubtractionPipeline(Pipeline):
 
     Call it as ``pipe(video, background_video=background)`` or ``pipe({"video": ..., "background_video": ...})``.
     Each video is a file path, an array ``(T, H, W[, C])`` or a list of frames (see :class:`hf_eff.video.VideoReader`).
+    Arrays are ``uint8`` (0-255) or floating point with values in ``[0, 1]``; other dtypes raise ``TypeError`` and
+    float values outside ``[0, 1]`` raise ``ValueError`` (nothing is clipped). A file that is not a video (e.g. text,
+    which FFmpeg would render as a video of characters) raises ``ValueError`` naming the argument.
 
     Call options: ``output_video`` / ``mask_video`` (paths; the object-only video and the mask video are streamed to
     them), ``return_foreground`` (default ``True``; ``False`` keeps memory to the masks for long videos),
@@ -52,7 +64,7 @@ class VideoBackgroundSubtractionPipeline(Pipeline):
     Returns a dict: ``masks`` (per frame, ``"L"`` images with 255 = object), ``foreground`` (per frame, RGBA images
     whose alpha is the mask; RGB is the input frame), ``matches`` (the background frame index per frame),
     ``homographies`` (3x3 lists mapping that background frame onto the frame, in pixels), ``alignment`` (``features``,
-    ``ecc`` or ``prior`` per frame), ``inliers``, ``costs`` (alignment residual, lower = more confident),
+    ``chained``, ``ecc`` or ``prior`` per frame), ``inliers``, ``costs`` (alignment residual, lower = more confident),
     ``output_video``, ``mask_video`` and ``stats`` (work counts and seconds per phase).
     """
 
@@ -66,11 +78,58 @@ class VideoBackgroundSubtractionPipeline(Pipeline):
         super().__init__(model if model is not None else video_bgsub.VideoBackgroundSubtractionModel(), **kwargs)
 
     def __call__(self, inputs: Any, background_video: Any = None, **kwargs: Any) -> Any:
+        if _is_pair_collection(inputs):
+            if background_video is not None:
+                raise ValueError(
+                    "a folder or dataset of video pairs holds the background videos: omit background_video"
+                )
+            return self._process_collection(inputs, **kwargs)
         if background_video is not None:
             if isinstance(inputs, dict):
                 raise ValueError("pass background_video either as a keyword or inside the input dict, not both")
             inputs = {"video": inputs, "background_video": background_video}
         return super().__call__(inputs, **kwargs)
+
+    def _process_collection(
+        self,
+        pairs: Any,
+        output_dir: str | Path | None = None,
+        num_workers: int = 2,
+        progress: bool = True,
+        **overrides: Any,
+    ) -> list[dict[str, Any]]:
+        """Every pair of a folder or dataset, in ``num_workers`` processes (see :mod:`hf_eff.video.batch`)."""
+        from dataclasses import asdict
+
+        from hf_eff.video.batch import VideoPair, find_pairs, process_pairs
+
+        if output_dir is None:
+            raise ValueError("output_dir is required for a folder or dataset of video pairs (outputs are files)")
+        unknown = set(overrides) - set(SETTING_NAMES)
+        if unknown:
+            raise TypeError(
+                f"unknown argument(s) {sorted(unknown)} for a folder or dataset of pairs; valid: output_dir, "
+                f"num_workers, progress and the settings {sorted(SETTING_NAMES)}"
+            )
+        settings = asdict(self.model.config.to_settings(**overrides))
+        if isinstance(pairs, (str, os.PathLike)):
+            jobs = find_pairs(pairs)
+        else:
+            missing = {"video", "background_video"} - set(pairs.column_names)
+            if missing:
+                raise ValueError(
+                    f"the dataset needs the columns 'video' and 'background_video' (file paths); missing {sorted(missing)}"
+                )
+            names = pairs["name"] if "name" in pairs.column_names else [f"pair{k:05d}" for k in range(len(pairs))]
+            jobs = []
+            for name, row in zip(names, pairs.select_columns(["video", "background_video"])):
+                for column in ("video", "background_video"):
+                    if not isinstance(row[column], (str, os.PathLike)):
+                        raise TypeError(
+                            f"dataset row {name!r}: column {column!r} must hold a file path, got {type(row[column]).__name__}"
+                        )
+                jobs.append(VideoPair(str(name), Path(row["video"]), Path(row["background_video"])))
+        return process_pairs(jobs, output_dir, settings, num_workers=num_workers, progress=progress)
 
     def _sanitize_parameters(
         self,
@@ -152,6 +211,14 @@ class VideoBackgroundSubtractionPipeline(Pipeline):
         if return_foreground:
             output["foreground"] = foreground
         return output
+
+
+def _is_pair_collection(inputs: Any) -> bool:
+    """A folder of video pairs or a ``datasets.Dataset`` of them (not one video)."""
+    if isinstance(inputs, (str, os.PathLike)):
+        return Path(inputs).is_dir()
+    datasets = sys.modules.get("datasets")  # a Dataset can only exist if datasets was imported
+    return datasets is not None and isinstance(inputs, datasets.Dataset)
 
 
 register_task(TASK, VideoBackgroundSubtractionPipeline)

@@ -18,7 +18,7 @@ import numpy as np
 from hf_eff.video._opencv import require_cv2
 
 
-ALIGNMENT_METHODS = ("features", "ecc", "prior")
+ALIGNMENT_METHODS = ("features", "chained", "ecc", "prior")
 
 
 @dataclass
@@ -40,13 +40,18 @@ class Alignment:
 
 
 class FeatureExtractor:
-    """ORB keypoints of grayscale frames (one detector, reused)."""
+    """ORB keypoints of grayscale frames (one detector, reused). ``levels`` pyramid levels 1.2x apart: 4 cover scale
+    changes up to 1.7x between the passes at 30% less time than ORB's default 8 (same mask F1 on synthetic pairs)."""
 
-    def __init__(self, num_features: int = 1000):
+    def __init__(self, num_features: int = 1000, levels: int = 4):
         if num_features < 10:
             raise ValueError(f"num_features must be >= 10, got {num_features}")
+        if not isinstance(levels, int) or levels < 1:
+            raise ValueError(f"feature_levels must be an int >= 1, got {levels!r}")
         cv2 = require_cv2()
-        self._orb = cv2.ORB_create(nfeatures=num_features, fastThreshold=10, edgeThreshold=15, patchSize=15)
+        self._orb = cv2.ORB_create(
+            nfeatures=num_features, fastThreshold=10, edgeThreshold=15, patchSize=15, nlevels=levels
+        )
 
     def __call__(self, gray: np.ndarray) -> FrameFeatures:
         keypoints, descriptors = self._orb.detectAndCompute(gray, None)
@@ -154,42 +159,68 @@ class Aligner:
 
 def valid_region(homography: np.ndarray, size: tuple[int, int], border: int = 0) -> np.ndarray:
     """Boolean mask of the foreground-frame pixels that the warped background frame covers, eroded by ``border``
-    pixels (outside the warped frame there is nothing to compare with)."""
+    pixels (outside the warped frame there is nothing to compare with). The covered region is the image of the
+    background frame's rectangle, drawn as a polygon (cheaper than warping an image of ones)."""
     cv2 = require_cv2()
     width, height = size
-    ones = np.full((height, width), 255, np.uint8)
-    covered = cv2.warpPerspective(ones, homography, size, flags=cv2.INTER_NEAREST, borderValue=0)
+    corners = np.array([[0, 0, 1], [width - 1, 0, 1], [width - 1, height - 1, 1], [0, height - 1, 1]], float).T
+    mapped = homography @ corners
+    covered = np.zeros((height, width), np.uint8)
+    if (mapped[2] > 1e-6).all():
+        quad = (mapped[:2] / mapped[2]).T
+        if np.isfinite(quad).all() and np.abs(quad).max() < 1e6:
+            cv2.fillPoly(covered, [np.round(quad * 16).astype(np.int32)], 1, lineType=cv2.LINE_8, shift=4)
     if border > 0:
         kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (2 * border + 1, 2 * border + 1))
         covered = cv2.erode(covered, kernel, borderType=cv2.BORDER_CONSTANT, borderValue=0)
     return covered > 0
 
 
+def verification_image(gray: np.ndarray, scale: float, blur_sigma: float = 3.0) -> np.ndarray:
+    """The image a frame is verified with: ``gray`` resized by ``scale`` and blurred (float32).
+
+    Computed once per frame (background frames when they are indexed), not once per candidate pair. Blurring makes
+    the score measure viewpoint (parallax) rather than sub-pixel registration error on fine texture (it made
+    matches within one frame of the true viewpoint 0.73 -> 0.97 of frames on a 320x240 synthetic pair), and a
+    blurred image loses nothing when it is verified at a reduced ``scale``; ``blur_sigma`` is in full-size pixels.
+    """
+    cv2 = require_cv2()
+    height, width = gray.shape
+    small = gray
+    if scale != 1:
+        size = (max(8, round(width * scale)), max(8, round(height * scale)))
+        small = cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
+    small = small.astype(np.float32)
+    if blur_sigma > 0:
+        small = cv2.GaussianBlur(small, (0, 0), blur_sigma * scale)
+    return small
+
+
 def alignment_residual(
-    foreground_gray: np.ndarray,
-    background_gray: np.ndarray,
-    homography: np.ndarray,
-    truncation: float = 40.0,
-    blur_sigma: float = 3.0,
+    foreground: np.ndarray, background: np.ndarray, homography: np.ndarray, truncation: float = 40.0
 ) -> float:
     """Verification cost of a candidate pair: mean truncated absolute difference (0..1) between the foreground frame
     and the warped background frame after matching their mean and contrast, over the covered pixels; frames that
-    overlap on less than 60% of the view are penalised. Truncation keeps the foreground object from dominating;
-    blurring both images first makes the score measure viewpoint (parallax) rather than sub-pixel registration
-    error on fine texture (it made matches within one frame of the true viewpoint 0.73 -> 0.97 of frames on a
-    320x240 synthetic pair)."""
+    overlap on less than 60% of the view are penalised. Truncation keeps the foreground object from dominating.
+
+    ``foreground`` and ``background`` are :func:`verification_image` outputs of one size; ``homography`` maps the
+    background onto the foreground in their pixels.
+    """
     cv2 = require_cv2()
-    if blur_sigma > 0:
-        foreground_gray = cv2.GaussianBlur(foreground_gray, (0, 0), blur_sigma)
-        background_gray = cv2.GaussianBlur(background_gray, (0, 0), blur_sigma)
-    height, width = foreground_gray.shape
-    warped = cv2.warpPerspective(background_gray, homography, (width, height), flags=cv2.INTER_LINEAR)
+    height, width = foreground.shape
+    warped = cv2.warpPerspective(background, homography, (width, height), flags=cv2.INTER_LINEAR)
     valid = valid_region(homography, (width, height), border=2)
     coverage = float(valid.mean())
     if coverage < 0.05:
         return float("inf")
-    f = foreground_gray[valid].astype(np.float32)
-    b = warped[valid].astype(np.float32)
+    f = foreground[valid]
+    b = warped[valid]
     b = (b - b.mean()) * (f.std() / max(float(b.std()), 1e-3)) + f.mean()
     residual = float(np.minimum(np.abs(f - b), truncation).mean() / truncation)
     return residual + max(0.0, 0.6 - coverage)
+
+
+def rescaled(homography: np.ndarray, scale: float) -> np.ndarray:
+    """The same homography in pixels of images resized by ``scale``."""
+    to_small = np.diag([scale, scale, 1.0])
+    return to_small @ homography @ np.diag([1 / scale, 1 / scale, 1.0])

@@ -7,14 +7,15 @@ decoded again), which is what the two-pass subtractor does.
 
 Accepted inputs and how they are normalised:
 
-- a path (``str`` / ``os.PathLike``) to any video FFmpeg can decode;
-- an array ``(T, H, W, C)`` with ``C`` in {1, 3, 4} or a grayscale array ``(T, H, W)``, ``uint8`` or float in
-  ``[0, 1]`` (a torch tensor on the CPU works too). A single image must be given as ``image[None]``: an
+- a path (``str`` / ``os.PathLike``) to any video FFmpeg can decode (a file FFmpeg only reads as text is refused);
+- an array ``(T, H, W, C)`` with ``C`` in {1, 3, 4} or a grayscale array ``(T, H, W)`` (a torch tensor on the CPU
+  works too) of dtype ``uint8`` (0-255) or floating point with every value in ``[0, 1]`` (scaled by 255 and
+  rounded); any other dtype raises :class:`TypeError`, and a float value outside ``[0, 1]`` or not finite raises
+  :class:`ValueError` (nothing is clipped). A single image must be given as ``image[None]``: an
   ``(H, W, 3)`` array is rejected because it could also be a 3-frame grayscale video;
 - a list or tuple of frames, each ``(H, W)``, ``(H, W, C)`` or a PIL image, all of one size.
 
-Grayscale frames are expanded to three equal channels and an alpha channel is dropped. Values outside ``[0, 1]`` in
-a float video raise instead of being clipped.
+Grayscale frames are expanded to three equal channels and an alpha channel is dropped.
 """
 
 import os
@@ -27,6 +28,10 @@ import numpy as np
 
 from hf_eff.video._opencv import av_available, require_av, require_cv2
 
+
+# FFmpeg demuxers that accept files which are not videos (text is rendered as ANSI art)
+_NOT_VIDEO_FORMATS = frozenset({"tty"})
+_NOT_VIDEO_CODECS = frozenset({b"ansi"})  # the same, as OpenCV's FFmpeg backend reports it (FourCC)
 
 VideoInput = Any  # str | os.PathLike | np.ndarray | torch.Tensor | Sequence[np.ndarray | PIL.Image.Image]
 
@@ -165,6 +170,11 @@ class VideoReader:
             if not container.streams.video:
                 raise ValueError(f"{self.name}: {self.path} has no video stream")
             stream = container.streams.video[0]
+            if container.format.name in _NOT_VIDEO_FORMATS:
+                # FFmpeg renders any text file as a video of ANSI characters: a typo'd path must not yield masks
+                raise ValueError(
+                    f"{self.name}: {self.path} is not a video (FFmpeg reads it as {container.format.long_name!r})"
+                )
             stream.thread_type = "AUTO"
             try:
                 for frame in container.decode(stream):
@@ -177,6 +187,10 @@ class VideoReader:
         capture = cv2.VideoCapture(str(self.path))
         if not capture.isOpened():
             raise ValueError(f"{self.name}: cannot read {self.path} as a video")
+        codec = int(capture.get(cv2.CAP_PROP_FOURCC)).to_bytes(4, "little")
+        if codec in _NOT_VIDEO_CODECS:
+            capture.release()
+            raise ValueError(f"{self.name}: {self.path} is not a video (FFmpeg reads it as text)")
         try:
             while True:
                 ok, frame = capture.read()

@@ -17,6 +17,10 @@ Error bound intuition [D]: if the true path moves at most ``max_step`` frames pe
 ``radius`` frames of it at each level, the band contains the true path; the verification window then absorbs the
 descriptor's error of up to ``window`` frames.
 
+``strategy="online"`` (:class:`OnlineMatcher`) decides each frame as it arrives, for streams (a camera, or a file
+too long to plan): it searches the descriptor band the previous match allows and verifies a window around the best
+descriptor; a greedy version of the same two stages, with no look-ahead [D; spec strategy (c)].
+
 ``strategy="brute-force"`` verifies every pair and takes each row's best frame independently: the quadratic
 baseline the efficient matcher is compared with.
 
@@ -32,7 +36,7 @@ import numpy as np
 from hf_eff.video.descriptors import descriptor_distance, downsample_in_time
 
 
-STRATEGIES = ("windowed", "brute-force")
+STRATEGIES = ("windowed", "brute-force", "online")
 
 
 def default_max_step(num_foreground: int, num_background: int) -> int:
@@ -183,6 +187,7 @@ def match_frames(
     max_step: int | None = None,
     max_back: int = 0,
     progress: Callable[[int], None] | None = None,
+    on_coarse_path: Callable[[np.ndarray], None] | None = None,
 ) -> FrameMatches:
     """Match every foreground frame to a background frame.
 
@@ -196,6 +201,8 @@ def match_frames(
         max_step, max_back: allowed forward / backward step of the match per foreground frame (``None``: automatic,
             see :func:`default_max_step`).
         progress: called with the number of foreground frames just finished (for a progress bar).
+        on_coarse_path: called with the descriptor path before verification starts (``windowed`` only), e.g. to
+            align each frame once with its descriptor match and chain the candidates around it from there.
     """
     if strategy not in STRATEGIES:
         raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
@@ -218,6 +225,8 @@ def match_frames(
         return FrameMatches(matches, coarse.path, costs[np.arange(n), matches], coarse.comparisons, n * m, strategy)
 
     coarse = coarse_to_fine_path(foreground, background, radius=radius, max_step=max_step, max_back=max_back)
+    if on_coarse_path is not None:
+        on_coarse_path(coarse.path)
     if verify is None:
         return FrameMatches(coarse.path, coarse.path, np.full(n, np.nan), coarse.comparisons, 0, strategy)
     starts = np.clip(coarse.path - window, 0, m - 1)
@@ -240,3 +249,55 @@ def match_frames(
     matches = monotone_path(row_costs, starts, max_step=max_step, max_back=max_back, jump_penalty=worst)
     chosen = np.array([row_costs[i][matches[i] - starts[i]] for i in range(n)])
     return FrameMatches(matches, coarse.path, chosen, coarse.comparisons, verifications, strategy)
+
+
+class OnlineMatcher:
+    """Frame-by-frame matching for streams: each frame's match is decided when it arrives, in constant memory.
+
+    The first frame searches every background descriptor; each later frame searches only the band
+    ``previous - max_back .. previous + max_step`` that temporal smoothness allows. Its best descriptor
+    (the *anchor*) and the ``window`` frames on each side (inside the band) are the candidates that are verified
+    geometrically; :meth:`choose` takes the one with the lowest verification cost (the anchor if none could be
+    verified).
+
+    >>> matcher = OnlineMatcher(background_descriptors, window=2, max_step=3)
+    >>> anchor, candidates = matcher.candidates(descriptor)
+    >>> match = matcher.choose(candidates, [verify(j) for j in candidates], anchor)
+    """
+
+    def __init__(self, background: np.ndarray, *, window: int = 2, max_step: int = 3, max_back: int = 0):
+        if window < 0 or max_step < 0 or max_back < 0:
+            raise ValueError(f"window, max_step and max_back must be >= 0, got {window}, {max_step}, {max_back}")
+        if len(background) == 0:
+            raise ValueError("OnlineMatcher needs at least one background descriptor")
+        self.background = background
+        self.window = window
+        self.max_step = max_step
+        self.max_back = max_back
+        self.previous: int | None = None
+        self.descriptor_comparisons = 0
+        self.verifications = 0
+
+    def candidates(self, descriptor: np.ndarray) -> tuple[int, list[int]]:
+        """The best descriptor match in the allowed band and the background frames to verify around it."""
+        m = len(self.background)
+        if self.previous is None:
+            low, high = 0, m - 1
+        else:
+            low, high = max(0, self.previous - self.max_back), min(m - 1, self.previous + self.max_step)
+        costs = 1.0 - self.background[low : high + 1] @ descriptor
+        self.descriptor_comparisons += len(costs)
+        anchor = low + int(np.argmin(costs))
+        window = range(max(low, anchor - self.window), min(high, anchor + self.window) + 1)
+        return anchor, list(window)
+
+    def choose(self, candidates: Sequence[int], costs: Sequence[float], anchor: int) -> int:
+        """Record and return the candidate with the lowest finite cost (ties: the earlier frame), or ``anchor`` when
+        no candidate could be verified."""
+        if len(candidates) != len(costs) or not candidates:
+            raise ValueError(f"got {len(candidates)} candidates and {len(costs)} costs")
+        self.verifications += len(costs)
+        costs = np.asarray(costs, dtype=np.float64)
+        best = int(np.argmin(costs))
+        self.previous = int(candidates[best]) if np.isfinite(costs[best]) else int(anchor)
+        return self.previous

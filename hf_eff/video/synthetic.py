@@ -12,6 +12,9 @@ The scene has three depths, so that a single homography cannot explain a whole f
   that give corners for feature matching): it moves with the camera exactly, and homographies align it;
 - a **mid-ground** layer of photo patches that moves ``midground_parallax`` times faster than the canvas: background
   in both passes, it only aligns when the matched background frame was taken from nearly the same viewpoint;
+- optionally (``near_plane_parallax > 0``, the *parallax mode*) a textured **near plane**, like a table top in front
+  of a wall, covering the lower part of the view and moving ``1 + near_plane_parallax`` times as fast as the
+  canvas: two planes at different depths, so no single homography aligns a frame;
 - the **object** (a bottle-shaped cut-out of a real photo) present only in the foreground pass; it moves by
   ``object_parallax`` of the canvas motion, like an object the operator keeps in view while walking past it.
 
@@ -31,7 +34,9 @@ from hf_eff.video._opencv import require_cv2
 _BASE_WIDTH, _BASE_HEIGHT = 320, 240
 _CANVAS_WIDTH, _CANVAS_HEIGHT = 1000, 800
 _PAN = 200.0  # half the horizontal camera travel, canvas pixels
-_PATH_RANGE_FOREGROUND = (0.04, 0.96)  # the object pass starts a bit later and stops a bit earlier
+_PATH_RANGE_FOREGROUND = (0.04, 0.96)
+_OFFSET_DIRECTION = np.array([0.6, 0.8])  # of the foreground pass's path relative to the background pass's
+_NEAR_PLANE_TOP = 0.1  # the near plane's edge, in frame heights below the frame centre when the camera is centred  # the object pass starts a bit later and stops a bit earlier
 
 
 @dataclass
@@ -146,6 +151,14 @@ def _build_midground(rng: np.random.Generator, images: dict[str, np.ndarray]) ->
     return rgb, alpha
 
 
+def _build_near_plane(rng: np.random.Generator, images: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """A second textured plane (its own collage) whose upper edge is a horizontal line in its own coordinates."""
+    rgb = _build_canvas(rng, images) * np.asarray((0.9, 0.85, 0.8), np.float32)  # a warmer tint than the wall
+    alpha = np.zeros((_CANVAS_HEIGHT, _CANVAS_WIDTH), np.float32)
+    alpha[_CANVAS_HEIGHT // 2 + int(_NEAR_PLANE_TOP * _BASE_HEIGHT) :] = 1.0
+    return rgb, alpha
+
+
 def _build_object(images: dict[str, np.ndarray], height: int) -> tuple[np.ndarray, np.ndarray]:
     """A bottle-shaped cut-out (ellipse body plus rectangular neck) of a real photo that the scene does not use
     elsewhere (the cat of ``chelsea``): (RGB, alpha)."""
@@ -213,6 +226,8 @@ def make_handheld_pair(
     object_size: float = 0.45,
     object_parallax: float = 0.35,
     midground_parallax: float = 0.3,
+    near_plane_parallax: float = 0.0,
+    pass_offset: float = 0.0,
     exposure: float = 0.1,
     exposure_drift: float = 0.15,
     noise: float = 3.0,
@@ -230,6 +245,11 @@ def make_handheld_pair(
         object_size: object height as a fraction of the frame height.
         object_parallax: object motion as a fraction of the far plane's motion (1 = glued to the background).
         midground_parallax: extra motion of the mid-ground layer relative to the far plane (0 = no depth).
+        near_plane_parallax: extra motion of a near plane covering the lower part of the view (0 = no near plane;
+            the parallax mode uses e.g. 0.5: two planes at different depths).
+        pass_offset: the foreground pass is filmed from a path displaced by this many pixels (at 320x240, on the
+            far plane; diagonally) from the background pass, as a second handheld pass never retraces the first:
+            no background frame then shares a foreground frame's viewpoint, and depth differences show as parallax.
         exposure: amplitude of the per-frame random gain (``1 +- exposure``); bias is uniform in +-8 levels.
         exposure_drift: amplitude of a slow auto-exposure drift of the foreground pass.
         noise: std of additive Gaussian sensor noise, in 0-255 levels.
@@ -249,6 +269,8 @@ def make_handheld_pair(
         ("exposure", exposure),
         ("exposure_drift", exposure_drift),
         ("noise", noise),
+        ("near_plane_parallax", near_plane_parallax),
+        ("pass_offset", pass_offset),
     ):
         if value < 0:
             raise ValueError(f"{name} must be >= 0, got {value}")
@@ -261,6 +283,7 @@ def make_handheld_pair(
     images = _skimage_images()
     canvas = _build_canvas(scene_rng, images)
     mid_rgb, mid_alpha = _build_midground(scene_rng, images)
+    near = _build_near_plane(np.random.default_rng(rng.integers(0, 2**32)), images) if near_plane_parallax else None
     obj_rgb, obj_alpha = _build_object(images, max(8, int(object_size * _BASE_HEIGHT)))
     # the object sits at the middle of its own layer; at mid-path it appears slightly below the frame centre
     obj_layer_rgb = np.zeros((_BASE_HEIGHT * 3, _BASE_WIDTH * 3, 3), np.float32)
@@ -280,14 +303,14 @@ def make_handheld_pair(
     centre = np.array([_CANVAS_WIDTH / 2, _CANVAS_HEIGHT / 2])
     output_scale = np.diag([width / _BASE_WIDTH, height / _BASE_HEIGHT, 1.0])
 
-    def render(path: np.ndarray, rng: np.random.Generator, with_object: bool, drift: float):
+    def render(path: np.ndarray, rng: np.random.Generator, with_object: bool, drift: float, offset: float):
         poses = _camera_poses(path, path_phase)
         frames = np.empty((len(path), height, width, 3), np.uint8)
         masks = np.zeros((len(path), height, width), bool)
         homographies = np.empty((len(path), 3, 3))
         drift_phase = rng.uniform(0, 2 * np.pi)
         for t in range(len(path)):
-            camera = np.array([poses["cx"][t], poses["cy"][t]]) + rng.normal(0, shake, 2)
+            camera = np.array([poses["cx"][t], poses["cy"][t]]) + rng.normal(0, shake, 2) + offset * _OFFSET_DIRECTION
             roll = poses["roll"][t] + np.deg2rad(0.15 * shake) * rng.standard_normal()
             args = (roll, poses["zoom"][t], poses["keystone"][t])
             size = (_BASE_WIDTH, _BASE_HEIGHT)
@@ -297,6 +320,10 @@ def make_handheld_pair(
             h_mid = _homography(*mid_camera, *args)
             a = cv2.warpPerspective(mid_alpha, h_mid, size, flags=cv2.INTER_LINEAR)[..., None]
             frame = a * cv2.warpPerspective(mid_rgb, h_mid, size, flags=cv2.INTER_LINEAR) + (1 - a) * frame
+            if near is not None:
+                h_near = _homography(*(centre + (1 + near_plane_parallax) * (camera - centre)), *args)
+                a = cv2.warpPerspective(near[1], h_near, size, flags=cv2.INTER_LINEAR)[..., None]
+                frame = a * cv2.warpPerspective(near[0], h_near, size, flags=cv2.INTER_LINEAR) + (1 - a) * frame
             if with_object:
                 h_obj = _homography(*(obj_anchor + object_parallax * (camera - centre)), *args)
                 a = cv2.warpPerspective(obj_layer_alpha, h_obj, size, flags=cv2.INTER_LINEAR)
@@ -314,8 +341,8 @@ def make_handheld_pair(
             homographies[t] = output_scale @ h_far
         return frames, masks, homographies
 
-    foreground, masks, foreground_h = render(foreground_path, fg_rng, True, exposure_drift)
-    background, _, background_h = render(background_path, bg_rng, False, 0.0)
+    foreground, masks, foreground_h = render(foreground_path, fg_rng, True, exposure_drift, pass_offset)
+    background, _, background_h = render(background_path, bg_rng, False, 0.0, 0.0)
     return HandheldPair(
         foreground=foreground,
         background=background,

@@ -40,7 +40,7 @@ def test_call_returns_per_frame_masks_foreground_and_matches(pipe, pair):
     np.testing.assert_array_equal(rgba[..., 3] > 0, masks[3])
     np.testing.assert_array_equal(rgba[..., :3], pair.foreground[3])
     assert np.array(out["homographies"]).shape == (16, 3, 3)
-    assert set(out["alignment"]) <= {"features", "ecc", "prior"} and out["stats"]["frames"] == 16
+    assert set(out["alignment"]) <= {"features", "chained", "ecc", "prior"} and out["stats"]["frames"] == 16
 
 
 def test_dict_input_numpy_output_and_per_call_overrides(pipe, pair):
@@ -97,3 +97,28 @@ def test_a_pil_image_is_a_one_frame_video(pipe, pair):
     out = pipe(Image.fromarray(pair.foreground[5]), background_video=pair.background, output_format="numpy")
     assert out["masks"].shape == (1, 72, 96)
     assert abs(out["matches"][0] - pair.true_matches[5]) <= 1
+
+
+def test_a_dataset_of_pairs_is_processed_to_files(pipe, pair, tmp_path):
+    import datasets
+
+    from hf_eff.video import read_video, write_video
+
+    write_video(tmp_path / "fg.mkv", pair.foreground[:4])
+    write_video(tmp_path / "bg.mkv", pair.background[:6])
+    rows = {"video": [str(tmp_path / "fg.mkv")] * 2, "background_video": [str(tmp_path / "bg.mkv")] * 2}
+    summaries = pipe(
+        datasets.Dataset.from_dict({**rows, "name": ["x", "y"]}),
+        output_dir=tmp_path / "out",
+        num_workers=0,
+        progress=False,
+        verify_window=1,
+    )
+    assert [s["name"] for s in summaries] == ["x", "y"] and summaries[0]["matches"] == summaries[1]["matches"]
+    assert read_video(tmp_path / "out" / "y_masks.mp4").shape[0] == 4
+    with pytest.raises(ValueError, match="output_dir is required"):
+        pipe(datasets.Dataset.from_dict(rows))
+    with pytest.raises(ValueError, match="missing \\['background_video'\\]"):
+        pipe(datasets.Dataset.from_dict({"video": rows["video"]}), output_dir=tmp_path)
+    with pytest.raises(ValueError, match="omit background_video"):
+        pipe(str(tmp_path), background_video=pair.background, output_dir=tmp_path)

@@ -57,3 +57,42 @@ def test_bgsub_command_reports_errors_in_one_line_with_the_promised_exit_code(tm
     ):
         code, err = _bgsub(str(video), str(video), *bad_argument, "--output_dir", str(tmp_path))
         assert code == 2 and message in err and "\n" not in err, (code, err)
+
+
+def test_bgsub_command_on_a_folder_of_pairs(tmp_path, small_pair, capsys):
+    folder = tmp_path / "pairs"
+    folder.mkdir()
+    for name, start in (("one", 0), ("two", 10)):
+        write_video(folder / f"{name}.mkv", small_pair.foreground[start : start + 4])
+        write_video(folder / f"{name}_background.mkv", small_pair.background[start : start + 6])
+    out = tmp_path / "out"
+    code = main(
+        [
+            "bgsub",
+            str(folder),
+            "--working_size",
+            "160",
+            "--num_workers",
+            "0",
+            "--no_progress",
+            "--output_dir",
+            str(out),
+        ]
+    )
+    assert code == 0
+    summary = json.loads((out / "bgsub.json").read_text())
+    assert [p["name"] for p in summary["pairs"]] == ["one", "two"]
+    assert read_video(out / "two_masks.mp4").shape[0] == 4
+    assert "2 pairs (8 frames) processed" in capsys.readouterr().out
+
+
+def test_bgsub_command_names_the_argument_that_is_not_a_video(tmp_path):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("\n".join(f"line {k}" for k in range(100)))
+    video = write_video(tmp_path / "v.mkv", np.zeros((2, 16, 16, 3), np.uint8))
+    code, err = _bgsub(str(video), str(notes), "--output_dir", str(tmp_path / "out"))
+    assert code == 1 and "background_video: " in err and "is not a video" in err and "\n" not in err, err
+    code, err = _bgsub(str(tmp_path), str(video), "--output_dir", str(tmp_path / "out"))
+    assert code == 2 and "either a folder of video pairs, or a foreground and a background video" in err
+    code, err = _bgsub(str(video), "--output_dir", str(tmp_path / "out"))
+    assert code == 2 and "required: background_video" in err

@@ -104,3 +104,23 @@ def test_importing_the_engine_loads_neither_opencv_pyav_nor_transformers():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_a_text_file_is_not_a_video(tmp_path):
+    # FFmpeg's "tty" demuxer renders text as ANSI art: without a check, a typo'd path would yield masks
+    notes = tmp_path / "notes.txt"
+    notes.write_text("\n".join(f"line {k}: some text that is not a video" for k in range(200)))
+    for backend in ("pyav", "opencv"):
+        with pytest.raises(ValueError, match=r"^background_video: .*notes.txt is not a video"):
+            VideoReader(notes, name="background_video", backend=backend)
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_float_frames_in_unit_range_are_scaled_and_others_refused(dtype):
+    frames = np.linspace(0, 1, 2 * 4 * 4 * 3).reshape(2, 4, 4, 3).astype(dtype)
+    assert read_video(frames).dtype == np.uint8 and read_video(frames).max() == 255
+    for bad, message in ((frames * 255, r"\[0, 1\]"), (frames - 0.5, r"\[0, 1\]"), (frames * np.nan, r"\[0, 1\]")):
+        with pytest.raises(ValueError, match=message):
+            read_video(bad, name="video")
+    with pytest.raises(TypeError, match="uint8 or float"):
+        read_video(frames.astype(bool), name="video")

@@ -35,7 +35,7 @@ def test_matches_are_within_one_frame_and_masks_are_accurate(small_pair, result)
     assert result.masks.shape == small_pair.masks.shape and result.masks.dtype == bool
     # windowed: n * (2 * window + 1) alignments at most, far fewer than n * m
     assert result.stats["verifications"] <= 24 * 5 < 24 * 30
-    assert set(result.alignment) == {"features"}
+    assert set(result.alignment) <= {"features", "chained"}  # chained: the anchor's fit, carried to a neighbour
 
 
 def test_windowed_matching_agrees_with_brute_force():
@@ -43,8 +43,11 @@ def test_windowed_matching_agrees_with_brute_force():
     windowed = _subtractor()(pair.foreground, pair.background, return_frames=False)
     brute = _subtractor(matching="brute-force")(pair.foreground, pair.background, return_frames=False)
     assert brute.stats["verifications"] == 12 * 15
-    np.testing.assert_array_equal(windowed.matches, brute.matches)
-    assert mask_scores(windowed.masks, pair.masks)["f1"] == pytest.approx(mask_scores(brute.masks, pair.masks)["f1"])
+    # windowed scores chain each candidate's homography from one fit per frame; brute force fits every pair
+    assert np.abs(windowed.matches - brute.matches).max() <= 1
+    assert mask_scores(windowed.masks, pair.masks)["f1"] == pytest.approx(
+        mask_scores(brute.masks, pair.masks)["f1"], abs=0.02
+    )
     # 15 background frames over the whole sweep are ~27 px apart: the best-aligning frame may be 2 from the nearest pose
     assert np.abs(windowed.matches - pair.true_matches).max() <= 2
 

@@ -21,7 +21,13 @@ def test_config_fields_are_the_settings_fields_with_their_defaults():
 
 
 def _changed(name, value):
-    special = {"matching": "brute-force", "alignment_fallback": "prior", "threshold": 30.0, "max_step": 5}
+    special = {
+        "matching": "brute-force",
+        "alignment_fallback": "prior",
+        "threshold": 30.0,
+        "max_step": 5,
+        "refinement": "none",
+    }
     if name in special:
         return special[name]
     if isinstance(value, bool):
