@@ -60,6 +60,7 @@ from hf_eff.callbacks._utils import (
 )
 from hf_eff.callbacks.bandit_lr.config import BanditLRConfig
 from hf_eff.callbacks.bandit_lr.policies import BANDITS, BanditPolicy
+from hf_eff.callbacks.bandit_lr.racing import RacingPolicy
 from hf_eff.callbacks.base import HfEffCallback, checkpoint_folder, resumed_checkpoint
 
 
@@ -69,7 +70,10 @@ __all__ = ["BanditLRCallback"]
 
 SCALE_MOMENTUM = 0.9
 SNAPSHOT_FILENAME = "bandit_lr_snapshot.safetensors"  # the episode-start snapshot, in each checkpoint folder
+BEST_BRANCH_FILENAME = "bandit_lr_best_branch.safetensors"  # the best race branch so far, while racing
 PROGRESS_KEYS = {"policy", "current_arm", "steps_in_episode", "episode_start_loss", "reward_scale", "history"}
+OPTIONAL_PROGRESS_KEYS = {"snapshot", "best_branch_loss"}  # absent from checkpoints of older hf_eff versions
+EPISODES_PER_ARM = 8  # a bandit's derived episode length: max_steps / (EPISODES_PER_ARM * arms)
 SETTINGS = {field.name for field in dataclasses.fields(BanditLRConfig)} - {"bandit"}
 
 
@@ -121,10 +125,10 @@ class BanditLRCallback(HfEffCallback):
     def __init__(
         self,
         arms: Sequence[float] | None = None,
-        episode_steps: int = 50,
+        episode_steps: int | None = None,
         *,
         mode: str = "absolute",
-        bandit: str | BanditPolicy = "ducb",
+        bandit: str | BanditPolicy = "race",
         bandit_kwargs: dict[str, Any] | None = None,
         reward: str = "probe_loss",
         probe_dataset: Any = None,
@@ -183,8 +187,11 @@ class BanditLRCallback(HfEffCallback):
         self.reward_scale: float | None = None  # running mean of |relative decrease| (reward_scaling="running")
         self.history: list[dict[str, Any]] = []  # one record per finished episode
         self._pending_policy_state: dict[str, Any] | None = None
+        self.best_branch_loss: float | None = None  # probe loss at the end of the best race branch so far
         # transient
         self._snapshot: dict[str, Any] | None = None
+        self._best_branch: dict[str, Any] | None = None  # model and optimizer at the end of the best race branch
+        self._derived_episode_steps: int | None = None
         self._snapshot_in_checkpoint = False  # the checkpoint being resumed holds a snapshot file
         self._probe_batches: list[dict[str, Any]] | None = None
         self._awaiting_train_loss = False
@@ -216,15 +223,16 @@ class BanditLRCallback(HfEffCallback):
             "reward_scale": self.reward_scale,
             "history": copy.deepcopy(self.history),
             "snapshot": self._snapshot is not None,
+            "best_branch_loss": self.best_branch_loss if self._best_branch is not None else None,
         }
 
     @progress.setter
     def progress(self, value: dict[str, Any]) -> None:
         # "snapshot" is absent from checkpoints written before snapshots were checkpointed
-        if not isinstance(value, dict) or not PROGRESS_KEYS <= set(value) <= PROGRESS_KEYS | {"snapshot"}:
+        if not isinstance(value, dict) or not PROGRESS_KEYS <= set(value) <= PROGRESS_KEYS | OPTIONAL_PROGRESS_KEYS:
             raise ValueError(
-                f"BanditLRCallback progress must have the keys {sorted(PROGRESS_KEYS)} (and 'snapshot'), got "
-                f"{value!r:.200}"
+                f"BanditLRCallback progress must have the keys {sorted(PROGRESS_KEYS)} (and optionally "
+                f"{sorted(OPTIONAL_PROGRESS_KEYS)}), got {value!r:.200}"
             )
         arm = value["current_arm"]
         if arm is not None and not (isinstance(arm, int) and 0 <= arm < len(self.config.arms)):
@@ -235,6 +243,7 @@ class BanditLRCallback(HfEffCallback):
         self.reward_scale = value["reward_scale"]
         self.history = copy.deepcopy(value["history"])
         self._snapshot_in_checkpoint = bool(value.get("snapshot", False))
+        self.best_branch_loss = value.get("best_branch_loss")
         if self.policy is not None and value["policy"] is not None:
             self.policy.load_state_dict(value["policy"])
         else:
@@ -258,15 +267,21 @@ class BanditLRCallback(HfEffCallback):
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, model=None, **kwargs
     ):
         super().on_train_begin(args, state, control, model=model, **kwargs)  # adopts the live objects
+        if isinstance(self._ensure_policy(), RacingPolicy):  # exploration matched to the run's length
+            self.policy.plan_budget(state.max_steps, list(self.config.arms), look_ahead=self.config.episode_steps)
+        self._derived_episode_steps = max(1, state.max_steps // (EPISODES_PER_ARM * len(self.config.arms)))
         self._check_training_setup(args, state, kwargs.get("lr_scheduler"))
+        self._check_train_loss_logging(args)
         optimizer, lr_scheduler = kwargs.get("optimizer"), kwargs.get("lr_scheduler")
         self._awaiting_train_loss = False
-        self._snapshot = None
+        self._snapshot = self._best_branch = None
         if self.current_arm is None:  # a fresh run (a resumed one restored its episode progress)
             start_loss = self._probe_loss(model) if self.config.reward == "probe_loss" else None
             self._start_episode(start_loss, model, optimizer, lr_scheduler)
         elif self._snapshot_in_checkpoint:
             self._snapshot = self._load_snapshot(args, state)
+            if self.best_branch_loss is not None:
+                self._best_branch = self._load_snapshot(args, state, BEST_BRANCH_FILENAME)
         elif self.config.backtrack and self.steps_in_episode == 0:  # a checkpoint written before snapshots were saved
             self._snapshot = snapshot_training_state(model, optimizer, lr_scheduler)
         self._snapshot_in_checkpoint = False
@@ -278,7 +293,7 @@ class BanditLRCallback(HfEffCallback):
 
     def on_step_end(self, args, state, control, model=None, optimizer=None, lr_scheduler=None, **kwargs):
         self.steps_in_episode += 1
-        if self.steps_in_episode < self.config.episode_steps:
+        if self.steps_in_episode < self.episode_length:
             return
         if self.config.reward == "probe_loss":
             self._finish_episode(self._probe_loss(model), state, model, optimizer, lr_scheduler)
@@ -294,25 +309,33 @@ class BanditLRCallback(HfEffCallback):
 
     def on_save(self, args, state, control, **kwargs):
         # the checkpoint's trainer_state.json (written just before) says whether a snapshot belongs to it
+        metadata = {"global_step": str(state.global_step)}
         if self._snapshot is not None and args.should_save:
-            path = os.path.join(checkpoint_folder(args, state), SNAPSHOT_FILENAME)
-            save_state_file(path, self._snapshot, metadata={"global_step": str(state.global_step)})
+            save_state_file(os.path.join(checkpoint_folder(args, state), SNAPSHOT_FILENAME), self._snapshot, metadata)
+        if self._best_branch is not None and args.should_save:
+            path = os.path.join(checkpoint_folder(args, state), BEST_BRANCH_FILENAME)
+            save_state_file(path, self._best_branch, metadata)
 
-    def on_train_end(self, args, state, control, **kwargs):
-        self._snapshot = None
+    def on_train_end(self, args, state, control, model=None, optimizer=None, **kwargs):
+        if self._best_branch is not None and model is not None:  # the run ended inside a race (max_steps changed?)
+            if not self._probe_loss(model) <= self.best_branch_loss:  # keep the better of live and best finished
+                restore_training_state(self._best_branch, model, optimizer)
+        self._snapshot = self._best_branch = None
 
-    def _load_snapshot(self, args: TrainingArguments, state: TrainerState) -> dict[str, Any]:
-        """The episode-start snapshot saved with the checkpoint being resumed (errors name the file)."""
+    def _load_snapshot(
+        self, args: TrainingArguments, state: TrainerState, filename: str = SNAPSHOT_FILENAME
+    ) -> dict[str, Any]:
+        """A snapshot saved with the checkpoint being resumed (errors name the file)."""
         folder = resumed_checkpoint(args, state) or checkpoint_folder(args, state)
-        path = os.path.join(folder, SNAPSHOT_FILENAME)
+        path = os.path.join(folder, filename)
         if not os.path.isfile(path):
             raise FileNotFoundError(
-                f"BanditLRCallback: the checkpoint of step {state.global_step} was saved with an episode-start "
-                f"snapshot (backtrack=True), but {path} does not exist. If the checkpoint was moved out of "
+                f"BanditLRCallback: the checkpoint of step {state.global_step} was saved with a snapshot (an episode "
+                f"start with backtrack=True, or a race), but {path} does not exist. If the checkpoint was moved out of "
                 "output_dir, resume with BanditLRTrainer (or any Trainer with HfEffTrainerMixin), which tells "
                 "callbacks the folder it resumes from"
             )
-        snapshot, metadata = load_state_file(path, what="BanditLRCallback's episode-start snapshot")
+        snapshot, metadata = load_state_file(path, what="BanditLRCallback's snapshot")
         if metadata.get("global_step") != str(state.global_step):
             raise ValueError(
                 f"{path} holds the snapshot saved at step {metadata.get('global_step')}, but the run resumes at step "
@@ -325,16 +348,30 @@ class BanditLRCallback(HfEffCallback):
 
     # ------------------------------------------------------------------------------------------------------------
     # episodes
+    @property
+    def episode_length(self) -> int:
+        """Steps of the current episode: a race branch's look-ahead or an exploitation stretch when racing, else
+        ``episode_steps`` (derived from ``max_steps`` when unset: about 8 episodes per arm)."""
+        if isinstance(self.policy, RacingPolicy):
+            return self.policy.episode_steps()
+        return self.config.episode_steps or self._derived_episode_steps or 1
+
     def _start_episode(self, start_loss, model, optimizer, lr_scheduler) -> None:
-        self._ensure_policy()
-        self.current_arm = int(self.policy.select())
+        policy = self._ensure_policy()
+        self.current_arm = int(policy.select())
         self.steps_in_episode = 0
         self.episode_start_loss = start_loss
-        if self.config.backtrack:
+        if isinstance(policy, RacingPolicy) and policy.racing:
+            if policy.branch == 0:  # a race starts: every branch starts from here (later ones are restored to it)
+                self._snapshot = snapshot_training_state(model, optimizer)  # the schedule follows the global step
+        elif self.config.backtrack:
             self._snapshot = snapshot_training_state(model, optimizer, lr_scheduler)
         self._apply_lr(optimizer, lr_scheduler)
 
     def _finish_episode(self, end_loss: float, state, model, optimizer, lr_scheduler) -> None:
+        if isinstance(self.policy, RacingPolicy) and self.policy.racing:
+            self._finish_race_branch(end_loss, state, model, optimizer, lr_scheduler)
+            return
         start_loss, arm = self.episode_start_loss, self.current_arm
         worse = start_loss is not None and not end_loss <= start_loss  # NaN counts as worse
         backtracked = False
@@ -358,22 +395,67 @@ class BanditLRCallback(HfEffCallback):
             reward = self._reward(start_loss, end_loss)
         if reward is not None:
             self.policy.update(arm, reward)
+        self._record_episode(state, optimizer, end_loss, reward, backtracked=backtracked)
+        # the next episode starts from the restored weights (whose loss is start_loss) or from the new ones
+        next_start = start_loss if backtracked else (end_loss if math.isfinite(end_loss) else None)
+        self._start_episode(next_start, model, optimizer, lr_scheduler)
+
+    def _finish_race_branch(self, end_loss: float, state, model, optimizer, lr_scheduler) -> None:
+        """Score the branch against the race start, keep it if it is the best so far, and either go back to the
+        race start for the next branch or, after the last one, continue from the winning branch."""
+        policy, start_loss, arm = self.policy, self.episode_start_loss, self.current_arm
+        branch, best_so_far = policy.branch, policy.best_branch()
+        reward = self._relative_decrease(start_loss, end_loss)
+        beats_the_best = best_so_far is None or reward > policy.race["rewards"][best_so_far]  # ties: earlier wins
+        policy.update(arm, reward)
+        record = self._record_episode(state, optimizer, end_loss, reward, backtracked=False, branch=branch)
+        if policy.racing:  # more branches to run, all from the race start
+            if beats_the_best:
+                self._best_branch = snapshot_training_state(model, optimizer)
+                self.best_branch_loss = end_loss
+            restore_training_state(self._snapshot, model, optimizer)
+            next_start = start_loss
+        else:  # the race is over: continue from the winner's branch
+            next_start = end_loss
+            if not beats_the_best:
+                restore_training_state(self._best_branch, model, optimizer)
+                next_start = self.best_branch_loss
+            winners = [r for r in self.history[len(self.history) - branch - 1 :] if r["arm"] == policy.last_winner]
+            winners[0]["kept"] = True
+            record["race_winner"] = self.config.arms[policy.last_winner]
+            if self.config.backtrack and not next_start <= start_loss:  # even the winner made things worse
+                restore_training_state(self._snapshot, model, optimizer)
+                next_start, record["backtracked"] = start_loss, True
+            self._snapshot = self._best_branch = None
+            self.best_branch_loss = None
+        self._start_episode(next_start if math.isfinite(next_start) else None, model, optimizer, lr_scheduler)
+
+    def _record_episode(self, state, optimizer, end_loss, reward, *, backtracked, branch=None) -> dict[str, Any]:
         record = {
             "episode": len(self.history),
             "global_step": state.global_step,
-            "arm": arm,
-            "arm_value": self.config.arms[arm],
+            "arm": self.current_arm,
+            "arm_value": self.config.arms[self.current_arm],
             "lr": _first_lr(optimizer),
-            "start_loss": start_loss,
+            "start_loss": self.episode_start_loss,
             "end_loss": end_loss if math.isfinite(end_loss) else None,
             "reward": reward,
             "backtracked": backtracked,
         }
+        if branch is not None:  # a race branch; "kept" becomes True on the winner's record when the race ends
+            record.update(branch=branch, kept=False)
         self.history.append(record)
         self.queue_logs(self._episode_logs(record))  # bandit_lr/arm, .../reward, per arm .../count@<lr>, ...
-        # the next episode starts from the restored weights (whose loss is start_loss) or from the new ones
-        next_start = start_loss if backtracked else (end_loss if math.isfinite(end_loss) else None)
-        self._start_episode(next_start, model, optimizer, lr_scheduler)
+        return record
+
+    def _relative_decrease(self, start_loss: float | None, end_loss: float) -> float:
+        """A race branch's score: relative decrease from the race start, unscaled (branches share the start),
+        clipped to ``reward_bound``; a non-finite loss scores ``-reward_bound``."""
+        bound = self.config.reward_bound
+        if start_loss is None or not math.isfinite(end_loss):
+            return -bound
+        decrease = (start_loss - end_loss) / abs(start_loss) if start_loss else -float(end_loss > 0)
+        return max(-bound, min(bound, decrease))
 
     def _reward(self, start_loss: float, end_loss: float) -> float:
         if not math.isfinite(end_loss):
@@ -447,6 +529,16 @@ class BanditLRCallback(HfEffCallback):
 
     # ------------------------------------------------------------------------------------------------------------
     # checks and plumbing
+    def _check_train_loss_logging(self, args: TrainingArguments) -> None:
+        if self.config.reward == "train_loss" and (
+            _enum_value(args.logging_strategy) != "steps" or args.logging_steps != self.episode_length
+        ):
+            raise ValueError(
+                "reward='train_loss' reads the mean training loss the Trainer logs, so it needs "
+                f"logging_strategy='steps' and logging_steps == episode_steps ({self.episode_length}); got "
+                f"logging_strategy={_enum_value(args.logging_strategy)!r}, logging_steps={args.logging_steps}"
+            )
+
     def _check_training_setup(self, args: TrainingArguments, state: TrainerState, lr_scheduler) -> None:
         if self.config.reward == "probe_loss" and self.probe_dataset is None:
             raise ValueError(
@@ -454,16 +546,11 @@ class BanditLRCallback(HfEffCallback):
                 "restore_callback_states_from_checkpoint=True, give the Trainer the callback (with its probe_dataset) "
                 "exactly as in the original run"
             )
-        if self.config.reward == "train_loss" and (
-            _enum_value(args.logging_strategy) != "steps" or args.logging_steps != self.config.episode_steps
-        ):
+        if (self.config.backtrack or self.config.races) and (args.deepspeed or args.fsdp):
             raise ValueError(
-                "reward='train_loss' reads the mean training loss the Trainer logs, so it needs "
-                f"logging_strategy='steps' and logging_steps == episode_steps ({self.config.episode_steps}); got "
-                f"logging_strategy={_enum_value(args.logging_strategy)!r}, logging_steps={args.logging_steps}"
+                "backtrack=True and the racing selector snapshot the optimizer state, which is sharded with DeepSpeed "
+                "or FSDP; use bandit='ducb' without backtracking there"
             )
-        if self.config.backtrack and (args.deepspeed or args.fsdp):
-            raise ValueError("backtrack=True is not supported with DeepSpeed or FSDP (optimizer state is sharded)")
         scheduler = unwrap_scheduler(lr_scheduler)
         if self.config.mode == "multiplier" and not isinstance(scheduler, torch.optim.lr_scheduler.LambdaLR):
             raise TypeError(
@@ -482,7 +569,7 @@ class BanditLRCallback(HfEffCallback):
                 "its running loss, so this episode's reward averages only the steps after the resume and the run "
                 "will not match an uninterrupted one exactly. Save at multiples of episode_steps (%d) to avoid this",
                 self.steps_in_episode,
-                self.config.episode_steps,
+                self.episode_length,
             )
         if state.global_step > 0 and self.current_arm is None and not args.restore_callback_states_from_checkpoint:
             logger.warning(
