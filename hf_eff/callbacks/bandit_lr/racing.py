@@ -95,31 +95,33 @@ class RacingPolicy(BanditPolicy):
     # -- planning ----------------------------------------------------------------------------------------------
     def plan_budget(self, total_steps: int, arm_values: list[float], look_ahead: int | None = None) -> dict[str, Any]:
         """Lay the run out for ``total_steps`` optimizer steps over arms with these values (for their order);
-        ``look_ahead`` is used when the policy was built without one. Does nothing if a plan exists (a resumed run
-        keeps the original plan). Returns the plan."""
+        ``look_ahead`` (the opening race's branch length) is used when the policy was built without one. Does
+        nothing if a plan exists (a resumed run keeps the original plan). Returns the plan."""
         if self.plan is not None:
             return self.plan
         if len(arm_values) != self.num_arms:
             raise ValueError(f"expected {self.num_arms} arm values, got {len(arm_values)}")
         if not isinstance(total_steps, int) or total_steps < 1:
             raise ValueError(f"total_steps must be a positive int (the run's max_steps), got {total_steps!r}")
-        spare = max(self.num_arms - 1, 1)  # discarded branches of the opening race
-        look_ahead = self.look_ahead or look_ahead or max(1, math.floor(self.exploration * total_steps / (2 * spare)))
+        budget = self.exploration * total_steps / 2  # discarded steps for the opening race, and for the closing ones
+        look_ahead = self.look_ahead or look_ahead or max(1, math.floor(budget / max(self.num_arms - 1, 1)))
         look_ahead = max(1, min(look_ahead, total_steps // self.num_arms))  # the opening race fits in the run
-        fitting = (total_steps - self.num_arms * look_ahead) // (3 * look_ahead + 1)  # races that end in the run
-        races = self.races
-        if races is None:
-            wanted = max(1, (self.num_arms - 1) // 2) if self.num_arms > 1 else 0
-            affordable = (self.exploration * total_steps - (self.num_arms - 1) * look_ahead) // (2 * look_ahead)
-            races = int(max(0, min(wanted, affordable)))
-        races = min(races, fitting)
-        raced = self.num_arms * look_ahead + 3 * look_ahead * races  # steps inside races
-        exploit_steps = max(1, (total_steps - raced) // (races + 1))
+        races = 1 if self.races is None else self.races
+        closing = math.floor(budget / (2 * races)) if races else 0  # 2 discarded branches per closing race
+        left = total_steps - self.num_arms * look_ahead
+        while races and (closing < 1 or 4 * closing * races >= left):  # too short a run for that many races
+            races -= 1
+            closing = math.floor(budget / (2 * races)) if races else 0
+        if self.num_arms == 1:
+            races = closing = 0
         order = sorted(range(self.num_arms), key=lambda arm: arm_values[arm])
+        # exploit the opening winner, then per closing race: 3 branches of `closing` steps, exploit `closing` steps
+        exploit_steps = [max(1, left - 4 * closing * races)] + [closing] * races
         self.plan = {
             "total_steps": total_steps,
             "look_ahead": look_ahead,
             "races": races,
+            "closing_look_ahead": closing,
             "exploit_steps": exploit_steps,
             "order": order,
         }
@@ -140,7 +142,10 @@ class RacingPolicy(BanditPolicy):
     def episode_steps(self) -> int:
         """The length of the next episode: ``look_ahead`` for a race branch, else the exploitation stretch."""
         self._check_planned()
-        return self.plan["look_ahead"] if self.racing else self.plan["exploit_steps"]
+        if self.race is not None:
+            return self.plan["look_ahead" if self.race["kind"] == OPENING else "closing_look_ahead"]
+        stretches = self.plan["exploit_steps"]
+        return stretches[min(self.races_done, len(stretches) - 1)]
 
     def select(self) -> int:
         self._check_planned()
