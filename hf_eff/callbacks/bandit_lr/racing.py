@@ -8,21 +8,25 @@ Why not a bandit over per-episode rewards (the paper's D-UCB)? Measured on hf_ef
   drift toward small rates long before that is right (short-horizon bias);
 - exploration does not know the run's length: on a short run the bandit is still trying arms when it ends.
 
-Racing answers both. A *race* plays each of its candidate rates for ``look_ahead`` steps from one snapshot (the
+Racing answers both. A *race* plays each of its candidate rates for a few steps from one snapshot (the
 episode-start snapshot backtracking already keeps) and keeps the branch with the lowest probe loss, so every
-comparison is between rates that started from the same weights, at the same time, and the race's winner has
-already made ``look_ahead`` steps of progress. The run is laid out from its length ``T`` (``max_steps``), the
-number of arms ``K`` and ``exploration``, the share of the steps spent on branches that are thrown away:
+comparison is between rates that started from the same weights at the same time, and the winner has already made
+its steps of progress. A race is only as far-sighted as its branches are long, so races are placed where their
+horizon matches the decision they make. The run is laid out from its length ``T`` (``max_steps``), the number of
+arms ``K`` and ``exploration``, the share of the steps spent on branches that are thrown away (half for the opening
+race, half for the closing ones):
 
-- an *opening race* over all arms, because nothing is known yet;
-- ``races`` *neighbour races* afterwards, evenly spaced, each between the current arm and its two neighbours on
-  the sorted grid (the current arm first, so that a tie keeps it). They let the rate move one grid step at a time,
-  usually down as training converges (the paper's observed drift), and only when a same-start comparison says so;
-- between races, the current arm is played (*exploitation*).
+- an *opening race* over all arms with short branches (``look_ahead = exploration * T / (2 (K - 1))`` steps):
+  far from a minimum, progress dominates and a short look-ahead finds the largest rate that trains stably;
+- *exploitation* of the winner for most of the run (no comparisons at all: measured, mid-run races of short
+  branches move to smaller rates too early, because a smaller rate lowers the loss at once by damping noise);
+- ``races`` *closing races* (default 1) near the end, between the current arm and its two neighbours on the sorted
+  grid (the current arm first, so that a tie keeps it), each with branches of ``closing = exploration * T /
+  (4 races)`` steps followed by ``closing`` steps of exploitation: the look-ahead equals the horizon left, so the
+  immediate gain of a smaller rate that biased the mid-run races is now exactly what the run needs (annealing).
 
-With the defaults half of the exploration budget goes to the opening race and half to the neighbour races:
-``look_ahead = exploration * T / (2 (K - 1))`` and ``races = (K - 1) / 2``; e.g. ``T = 300, K = 7``: branches of
-5 steps, 3 neighbour races, 20% of the steps discarded. Racing happens inside the run's ``max_steps`` (a discarded
+E.g. ``T = 300, K = 7``: an opening race of 7 x 5 steps, 205 steps of exploitation, a closing race of 3 x 15
+steps and 15 final steps; 60 steps (20%) discarded. Racing happens inside the run's ``max_steps`` (a discarded
 branch consumes Trainer steps and batches), so a run costs one run plus the probe evaluations, never more.
 
 These are hf_eff's choices, not the paper's (whose settings are unverified); the benchmark
@@ -41,7 +45,7 @@ OPENING, NEIGHBOURS = "opening", "neighbours"
 
 
 class RacingPolicy(BanditPolicy):
-    """Race arms from a shared snapshot for ``look_ahead`` steps, keep the winner, exploit it until the next race.
+    """Race all arms from a shared snapshot, exploit the winner, and race its neighbours again near the end.
 
     The callback plans the run with :meth:`plan_budget` when training starts (it knows ``max_steps``), asks
     :meth:`select` for the arm of each episode and :meth:`episode_steps` for its length, and reports each episode's
@@ -51,11 +55,9 @@ class RacingPolicy(BanditPolicy):
 
     Args:
         num_arms: the number of learning rates.
-        exploration: the share of the run's steps spent on discarded race branches when ``look_ahead`` /
-            ``races`` are derived (default 0.2).
-        look_ahead: steps per race branch; ``None`` derives it from the budget.
-        races: neighbour races after the opening race; ``None`` derives it (``(num_arms - 1) // 2``, at least 1,
-            fewer if the run is too short).
+        exploration: the share of the run's steps spent on discarded race branches (default 0.2).
+        look_ahead: steps per branch of the opening race; ``None`` derives it from the budget.
+        races: closing races (default ``None``: 1; fewer if the run is too short for them).
         seed: unused (racing is deterministic), kept for the common interface.
     """
 
