@@ -60,7 +60,7 @@ from hf_eff.callbacks._utils import (
 )
 from hf_eff.callbacks.bandit_lr.config import BanditLRConfig
 from hf_eff.callbacks.bandit_lr.policies import BANDITS, BanditPolicy
-from hf_eff.callbacks.bandit_lr.racing import RacingPolicy
+from hf_eff.callbacks.bandit_lr.racing import DIVERGENCE, RacingPolicy
 from hf_eff.callbacks.base import HfEffCallback, checkpoint_folder, resumed_checkpoint
 
 
@@ -317,9 +317,13 @@ class BanditLRCallback(HfEffCallback):
             save_state_file(path, self._best_branch, metadata)
 
     def on_train_end(self, args, state, control, model=None, optimizer=None, **kwargs):
-        if self._best_branch is not None and model is not None:  # the run ended inside a race (max_steps changed?)
-            if not self._probe_loss(model) <= self.best_branch_loss:  # keep the better of live and best finished
-                restore_training_state(self._best_branch, model, optimizer)
+        # a run that ends inside a race (max_steps changed on resume) keeps the better of live and best finished
+        if (
+            self._best_branch is not None
+            and model is not None
+            and not self._probe_loss(model) <= self.best_branch_loss
+        ):
+            restore_training_state(self._best_branch, model, optimizer)
         self._snapshot = self._best_branch = None
 
     def _load_snapshot(
@@ -364,6 +368,8 @@ class BanditLRCallback(HfEffCallback):
         if isinstance(policy, RacingPolicy) and policy.racing:
             if policy.branch == 0:  # a race starts: every branch starts from here (later ones are restored to it)
                 self._snapshot = snapshot_training_state(model, optimizer)  # the schedule follows the global step
+        elif isinstance(policy, RacingPolicy):  # an exploitation episode, undone if the loss rises
+            self._snapshot = snapshot_training_state(model, optimizer)
         elif self.config.backtrack:
             self._snapshot = snapshot_training_state(model, optimizer, lr_scheduler)
         self._apply_lr(optimizer, lr_scheduler)
@@ -375,7 +381,10 @@ class BanditLRCallback(HfEffCallback):
         start_loss, arm = self.episode_start_loss, self.current_arm
         worse = start_loss is not None and not end_loss <= start_loss  # NaN counts as worse
         backtracked = False
-        if self.config.backtrack and worse:
+        racing = isinstance(self.policy, RacingPolicy)  # exploiting a race winner: guarded against divergence
+        if racing and not self.config.backtrack and start_loss is not None:
+            worse = not self._relative_decrease(start_loss, end_loss) >= -DIVERGENCE
+        if (self.config.backtrack or racing) and worse:
             if self._snapshot is not None:
                 restore_training_state(self._snapshot, model, optimizer, lr_scheduler)
                 backtracked = True
@@ -389,6 +398,8 @@ class BanditLRCallback(HfEffCallback):
         self._snapshot = None
         if start_loss is None:
             reward = None
+        elif racing:
+            reward = self._relative_decrease(start_loss, end_loss)  # negative: the policy steps down
         elif backtracked and self.config.rejected_reward == "zero":
             reward = 0.0  # the episode was undone: the progress it really made is none
         else:

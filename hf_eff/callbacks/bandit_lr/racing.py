@@ -42,6 +42,7 @@ from hf_eff.callbacks.bandit_lr.policies import BanditPolicy, _check_positive, r
 __all__ = ["RacingPolicy"]
 
 OPENING, NEIGHBOURS = "opening", "neighbours"
+DIVERGENCE = 1.0  # an exploitation episode whose probe loss more than doubled diverged (noise rarely does that)
 
 
 class RacingPolicy(BanditPolicy):
@@ -62,7 +63,7 @@ class RacingPolicy(BanditPolicy):
     """
 
     name = "race"
-    _state_fields = ("plan", "current", "race", "races_done", "last_winner")
+    _state_fields = ("plan", "current", "race", "races_done", "last_winner", "stretch_left")
     _per_arm_fields = ()
 
     def __init__(
@@ -90,6 +91,7 @@ class RacingPolicy(BanditPolicy):
         self.race: dict[str, Any] | None = None  # {"kind", "arms", "rewards"} while racing
         self.races_done = 0
         self.last_winner: int | None = None
+        self.stretch_left = 0  # steps left in the current exploitation stretch
 
     def config(self) -> dict[str, Any]:
         return {"exploration": self.exploration, "look_ahead": self.look_ahead, "races": self.races}
@@ -125,6 +127,7 @@ class RacingPolicy(BanditPolicy):
             "races": races,
             "closing_look_ahead": closing,
             "exploit_steps": exploit_steps,
+            "check_steps": max(1, closing, 2 * look_ahead),  # exploitation episodes: the probe loss is checked
             "order": order,
         }
         self.race = {"kind": OPENING, "arms": list(order), "rewards": []}
@@ -146,8 +149,7 @@ class RacingPolicy(BanditPolicy):
         self._check_planned()
         if self.race is not None:
             return self.plan["look_ahead" if self.race["kind"] == OPENING else "closing_look_ahead"]
-        stretches = self.plan["exploit_steps"]
-        return stretches[min(self.races_done, len(stretches) - 1)]
+        return min(self.plan["check_steps"], self.stretch_left)
 
     def select(self) -> int:
         self._check_planned()
@@ -158,9 +160,16 @@ class RacingPolicy(BanditPolicy):
     def update(self, arm: int, reward: float) -> None:
         reward = self._check_update(arm, reward)
         self._check_planned()
-        if self.race is None:  # an exploitation stretch ended: race the neighbours if the plan has races left
-            if self.races_done < self.plan["races"]:
-                self.race = {"kind": NEIGHBOURS, "arms": self._neighbours(arm), "rewards": []}
+        if self.race is None:  # an exploitation episode ended
+            self.stretch_left -= self.episode_steps()
+            if reward < -DIVERGENCE:  # the loss diverged at a constant rate (and was undone): one grid step down
+                order = self.plan["order"]
+                self.current = order[max(order.index(arm) - 1, 0)]
+            if self.stretch_left > 0:
+                return
+            if self.races_done < self.plan["races"]:  # the stretch is over: race the neighbours
+                self.race = {"kind": NEIGHBOURS, "arms": self._neighbours(self.current), "rewards": []}
+            self.stretch_left = self.plan["check_steps"]  # past the plan (max_steps changed?): keep checking
             return
         if arm != self.select():
             raise ValueError(f"the race expected a reward for arm {self.select()}, got one for arm {arm}")
@@ -173,6 +182,7 @@ class RacingPolicy(BanditPolicy):
         if self.race["kind"] == NEIGHBOURS:
             self.races_done += 1
         self.race = None
+        self.stretch_left = self.plan["exploit_steps"][self.races_done]
 
     def best_branch(self) -> int | None:
         """Index (within the running race) of the best branch so far, ``None`` outside a race or before any."""
