@@ -179,10 +179,12 @@ class RacingPolicy(BanditPolicy):
         rewards = self.race["rewards"]
         best = max(range(len(rewards)), key=lambda i: (rewards[i], -i))  # ties: the earlier branch
         self.current = self.last_winner = self.race["arms"][best]
+        self.stretch_left = self.plan["exploit_steps"][self.races_done + (self.race["kind"] == NEIGHBOURS)]
         if self.race["kind"] == NEIGHBOURS:
             self.races_done += 1
+            # at an end of the grid a race has 2 branches, not the 3 planned: the steps saved go to exploitation
+            self.stretch_left += (3 - len(self.race["arms"])) * self.plan["closing_look_ahead"]
         self.race = None
-        self.stretch_left = self.plan["exploit_steps"][self.races_done]
 
     def best_branch(self) -> int | None:
         """Index (within the running race) of the best branch so far, ``None`` outside a race or before any."""
