@@ -79,8 +79,8 @@ def _byte_lm(seed: int) -> dict[str, Any]:
     held_out = blocks["validation"].shuffle(seed=seed)
     return {
         "train": blocks["train"],
-        "probe": held_out.select(range(64)),
-        "test": held_out.select(range(64, len(held_out))),
+        "probe": held_out.select(range(32)),
+        "test": held_out.select(range(32, len(held_out))),
         "model": lambda: GPT2LMHeadModel(config),
     }
 

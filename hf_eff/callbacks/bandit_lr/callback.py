@@ -382,8 +382,11 @@ class BanditLRCallback(HfEffCallback):
         worse = start_loss is not None and not end_loss <= start_loss  # NaN counts as worse
         backtracked = False
         racing = isinstance(self.policy, RacingPolicy)  # exploiting a race winner: guarded against divergence
-        if racing and not self.config.backtrack and start_loss is not None:
-            worse = not self._relative_decrease(start_loss, end_loss) >= -DIVERGENCE
+        diverged = False
+        if racing and start_loss is not None:
+            first_loss = self.history[0]["start_loss"]
+            diverged = not end_loss - start_loss <= DIVERGENCE * max(first_loss - start_loss, 0.0)
+            worse = worse if self.config.backtrack else diverged
         if (self.config.backtrack or racing) and worse:
             if self._snapshot is not None:
                 restore_training_state(self._snapshot, model, optimizer, lr_scheduler)
@@ -406,6 +409,8 @@ class BanditLRCallback(HfEffCallback):
             reward = self._reward(start_loss, end_loss)
         if reward is not None:
             self.policy.update(arm, reward)
+        if racing and diverged:
+            self.policy.step_down()
         self._record_episode(state, optimizer, end_loss, reward, backtracked=backtracked)
         # the next episode starts from the restored weights (whose loss is start_loss) or from the new ones
         next_start = start_loss if backtracked else (end_loss if math.isfinite(end_loss) else None)

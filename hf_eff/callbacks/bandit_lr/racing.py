@@ -42,7 +42,9 @@ from hf_eff.callbacks.bandit_lr.policies import BanditPolicy, _check_positive, r
 __all__ = ["RacingPolicy"]
 
 OPENING, NEIGHBOURS = "opening", "neighbours"
-DIVERGENCE = 1.0  # an exploitation episode whose probe loss more than doubled diverged (noise rarely does that)
+# an exploitation episode diverged if its probe loss rose by more than this share of the progress made since the
+# run started: early on any clear rise is divergence, late in training the rate's noise is not
+DIVERGENCE = 0.25
 
 
 class RacingPolicy(BanditPolicy):
@@ -127,7 +129,8 @@ class RacingPolicy(BanditPolicy):
             "races": races,
             "closing_look_ahead": closing,
             "exploit_steps": exploit_steps,
-            "check_steps": max(1, closing, 2 * look_ahead),  # exploitation episodes: the probe loss is checked
+            # exploitation is cut into episodes of check_steps, after each of which the probe loss is checked
+            "check_steps": max(1, closing, 2 * look_ahead, total_steps // 10),
             "order": order,
         }
         self.race = {"kind": OPENING, "arms": list(order), "rewards": []}
@@ -162,9 +165,6 @@ class RacingPolicy(BanditPolicy):
         self._check_planned()
         if self.race is None:  # an exploitation episode ended
             self.stretch_left -= self.episode_steps()
-            if reward < -DIVERGENCE:  # the loss diverged at a constant rate (and was undone): one grid step down
-                order = self.plan["order"]
-                self.current = order[max(order.index(arm) - 1, 0)]
             if self.stretch_left > 0:
                 return
             if self.races_done < self.plan["races"]:  # the stretch is over: race the neighbours
@@ -185,6 +185,11 @@ class RacingPolicy(BanditPolicy):
             # at an end of the grid a race has 2 branches, not the 3 planned: the steps saved go to exploitation
             self.stretch_left += (3 - len(self.race["arms"])) * self.plan["closing_look_ahead"]
         self.race = None
+
+    def step_down(self) -> None:
+        """Exploit the next smaller rate of the grid (the callback undid an episode whose loss diverged)."""
+        order = self.plan["order"]
+        self.current = order[max(order.index(self.current), 1) - 1]
 
     def best_branch(self) -> int | None:
         """Index (within the running race) of the best branch so far, ``None`` outside a race or before any."""
