@@ -41,7 +41,7 @@ from hf_eff.callbacks.bandit_lr.policies import BanditPolicy, _check_positive, r
 
 __all__ = ["RacingPolicy"]
 
-OPENING, NEIGHBOURS = "opening", "neighbours"
+OPENING, CONFIRM, NEIGHBOURS = "opening", "confirm", "neighbours"
 # an exploitation episode diverged if its probe loss rose by more than this share of the progress made since the
 # run started: early on any clear rise is divergence, late in training the rate's noise is not
 DIVERGENCE = 0.25
@@ -120,17 +120,20 @@ class RacingPolicy(BanditPolicy):
             closing = math.floor(budget / (2 * races)) if races else 0
         if self.num_arms == 1:
             races = closing = 0
+        check = max(1, closing, 2 * look_ahead, total_steps // 10)
+        # the confirmation race (opening winner vs the next smaller rate, 2 branches of `check` steps) if it fits
+        confirm = check if self.num_arms > 1 and left - 4 * closing * races > 3 * check else 0
         order = sorted(range(self.num_arms), key=lambda arm: arm_values[arm])
         # exploit the opening winner, then per closing race: 3 branches of `closing` steps, exploit `closing` steps
-        exploit_steps = [max(1, left - 4 * closing * races)] + [closing] * races
+        exploit_steps = [max(1, left - 4 * closing * races - 2 * confirm)] + [closing] * races
         self.plan = {
             "total_steps": total_steps,
             "look_ahead": look_ahead,
             "races": races,
             "closing_look_ahead": closing,
+            "confirm_look_ahead": confirm,
             "exploit_steps": exploit_steps,
-            # exploitation is cut into episodes of check_steps, after each of which the probe loss is checked
-            "check_steps": max(1, closing, 2 * look_ahead, total_steps // 10),
+            "check_steps": check,  # exploitation episodes, after each of which the probe loss is checked
             "order": order,
         }
         self.race = {"kind": OPENING, "arms": list(order), "rewards": []}
@@ -151,7 +154,8 @@ class RacingPolicy(BanditPolicy):
         """The length of the next episode: ``look_ahead`` for a race branch, else the exploitation stretch."""
         self._check_planned()
         if self.race is not None:
-            return self.plan["look_ahead" if self.race["kind"] == OPENING else "closing_look_ahead"]
+            key = {OPENING: "look_ahead", CONFIRM: "confirm_look_ahead", NEIGHBOURS: "closing_look_ahead"}
+            return self.plan[key[self.race["kind"]]]
         return min(self.plan["check_steps"], self.stretch_left)
 
     def select(self) -> int:
@@ -180,6 +184,16 @@ class RacingPolicy(BanditPolicy):
         best = max(range(len(rewards)), key=lambda i: (rewards[i], -i))  # ties: the earlier branch
         self.current = self.last_winner = self.race["arms"][best]
         self.stretch_left = self.plan["exploit_steps"][self.races_done + (self.race["kind"] == NEIGHBOURS)]
+        order, confirm = self.plan["order"], self.plan["confirm_look_ahead"]
+        if self.race["kind"] == OPENING and confirm:
+            if self.current != order[0]:  # confirm over a longer look-ahead against the next smaller rate
+                self.race = {
+                    "kind": CONFIRM,
+                    "arms": [self.current, order[order.index(self.current) - 1]],
+                    "rewards": [],
+                }
+                return
+            self.stretch_left += 2 * confirm  # the smallest rate won: nothing to confirm it against
         if self.race["kind"] == NEIGHBOURS:
             self.races_done += 1
             # at an end of the grid a race has 2 branches, not the 3 planned: the steps saved go to exploitation
