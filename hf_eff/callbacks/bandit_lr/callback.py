@@ -425,7 +425,7 @@ class BanditLRCallback(HfEffCallback):
         beats_the_best = best_so_far is None or reward > policy.race["rewards"][best_so_far]  # ties: earlier wins
         policy.update(arm, reward)
         record = self._record_episode(state, optimizer, end_loss, reward, backtracked=False, branch=branch)
-        if policy.racing:  # more branches to run, all from the race start
+        if policy.racing and policy.branch > 0:  # more branches to run, all from the race start
             if beats_the_best:
                 self._best_branch = snapshot_training_state(model, optimizer)
                 self.best_branch_loss = end_loss
