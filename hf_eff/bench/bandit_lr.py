@@ -216,7 +216,13 @@ def _summaries(task: Task, config: dict, per_seed: list[dict]) -> tuple[list[dic
     "bandit_lr", summary="one racing learning-rate selector run vs its whole grid, Adadelta, schedule-free, Prodigy"
 )
 def run(settings: BenchSettings) -> BenchReport:
+    import importlib.util
+
     import transformers
+
+    missing = [name for name in ("schedulefree", "prodigyopt") if importlib.util.find_spec(name) is None]
+    if missing:
+        raise ImportError(f"the bandit_lr benchmark's baselines need {missing}: pip install 'hf_eff[bench]'")
 
     transformers.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()

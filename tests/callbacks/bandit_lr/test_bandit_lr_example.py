@@ -44,6 +44,8 @@ def test_example_trains_checkpoints_and_resumes_with_the_same_bandit(tmp_path):
 
 @pytest.mark.slow
 def test_quick_benchmark_reports_every_fixed_rate_adadelta_and_the_bandit(tmp_path):
+    pytest.importorskip("schedulefree")
+    pytest.importorskip("prodigyopt")
     from hf_eff.bench import BenchSettings, write_report
     from hf_eff.bench.bandit_lr import GRIDS, run
 
