@@ -1,11 +1,18 @@
-"""Hot swapping: choose the learning rate online with a multi-armed bandit, as a ``TrainerCallback``.
+"""Hot swapping: choose the learning rate online, as a ``TrainerCallback``.
 
 Bache, DeCoste & Smyth, "Hot Swapping for Online Adaptation of Optimization Hyperparameters" (arXiv 1412.6599):
-one model is trained; training is cut into episodes of ``episode_steps`` optimizer steps; each episode a bandit
-plays one learning rate from a fixed set of arms and is rewarded with the relative decrease of the objective over
-the episode. The default policy is discounted UCB, which forgets old rewards so the preferred rate can drift (it
-usually moves down as training progresses). Optional backtracking rejects an episode that made the objective
-worse by restoring the weights and optimizer state from its start.
+one model is trained; training is cut into episodes; each episode plays one learning rate from a fixed set of arms
+and is scored by the relative decrease of the objective over the episode. Two kinds of selector play the episodes:
+
+- the racing selector (default, :mod:`~hf_eff.callbacks.bandit_lr.racing`): races arms from a shared snapshot and
+  continues from the winning branch; its plan (episode lengths, races) is derived from ``max_steps``. Exploitation
+  episodes whose loss diverges are undone and the rate steps down one grid notch. hf_eff's design, measured to beat
+  the bandits below on ``hf-eff bench bandit_lr``;
+- a bandit over per-episode rewards (:mod:`~hf_eff.callbacks.bandit_lr.policies`), the paper's discounted UCB
+  (``bandit="ducb"``) and others, with episodes of ``episode_steps`` (derived from ``max_steps`` when unset). Optional
+  backtracking rejects an episode that made the objective worse by restoring the weights and optimizer state.
+
+Which parts of the bandit path are the paper's and which are hf_eff's choices (the paper's settings are unverified):
 
 Which parts are the paper's and which are hf_eff's choices (the paper's exact settings are unverified):
 
@@ -19,9 +26,10 @@ Which parts are the paper's and which are hf_eff's choices (the paper's exact se
 - backtracking restores the episode start when ``L_end > L_start`` [hf_eff reading of the paper's rule], and an
   undone episode earns reward 0, the progress it really made [hf_eff choice].
 
-Known limitation (measured, see ``hf-eff bench bandit_lr``): per-episode rewards are myopic. A smaller rate lowers
-the loss at once by damping SGD noise, a larger one pays off later, so the bandit drifts toward smaller rates than
-the best fixed rate (short-horizon bias). Backtracking snapshots double parameter and optimizer-state memory.
+Known limitation of the bandits (measured, see ``hf-eff bench bandit_lr``): per-episode rewards are myopic. A
+smaller rate lowers the loss at once by damping SGD noise, a larger one pays off later, so a bandit drifts toward
+smaller rates than the best fixed rate (short-horizon bias); racing places its comparisons where that bias is
+harmless. Backtracking snapshots double parameter and optimizer-state memory; racing keeps up to two snapshots.
 
 Every episode is logged (``bandit_lr/arm``, ``bandit_lr/reward``, per-arm ``bandit_lr/count@<lr>``, ...) into the
 Trainer's log entries; ``learning_rate`` reports the rate really used. Integrations such as TensorBoard receive the
@@ -32,7 +40,8 @@ Distributed runs make identical decisions on every rank: the probe set is sharde
 all-reduced, the training loss is already gathered by the Trainer, and the policy's generator is seeded the same
 everywhere. The bandit's statistics, generator state, current arm and episode progress are saved in every
 checkpoint (``ExportableState``) and restored with ``TrainingArguments(restore_callback_states_from_checkpoint=True)``;
-with backtracking the episode-start snapshot goes into the checkpoint folder too (``bandit_lr_snapshot.safetensors``).
+snapshots go into the checkpoint folder too (``bandit_lr_snapshot.safetensors``, and mid-race the best branch so far,
+``bandit_lr_best_branch.safetensors``).
 A run resumed from any checkpoint then trains exactly as the uninterrupted run would (bit for bit on CPU), except with
 ``reward="train_loss"`` resumed in the middle of an episode: Trainer does not checkpoint its running loss sum, so the
 first episode's reward averages only the steps after the resume (save at multiples of ``episode_steps`` instead).
@@ -78,20 +87,23 @@ SETTINGS = {field.name for field in dataclasses.fields(BanditLRConfig)} - {"band
 
 
 class BanditLRCallback(HfEffCallback):
-    """Pick the learning rate of every episode with a bandit (hot swapping).
+    """Pick the learning rate of every episode by racing (default) or with a bandit (hot swapping).
 
     Args:
         arms: the learning rates to choose from (``mode="absolute"``), or the factors applied to the scheduled
             learning rate (``mode="multiplier"``). Positive, finite, distinct.
-        episode_steps: optimizer steps per episode (one arm is played per episode).
+        episode_steps: optimizer steps per episode (one arm is played per episode) of a bandit; ``None`` (default)
+            derives ``max_steps // (8 * len(arms))``. With racing: the opening race's look-ahead (``None``: derived).
         mode: ``"absolute"`` sets every param group's learning rate to the arm each step (any schedule is
             ignored; use ``lr_scheduler_type="constant"``); ``"multiplier"`` multiplies the schedule's base rates
             by the arm, keeping its warm-up/decay shape (needs a ``LambdaLR``, which every Trainer schedule except
             ``reduce_lr_on_plateau`` and ``greedy`` is).
-        bandit: a policy name (``"ducb"`` default, ``"swucb"``, ``"ucb1"``, ``"epsilon_greedy"``, ``"thompson"``,
-            or one added with :func:`hf_eff.callbacks.bandit_lr.register_bandit`) or a ``BanditPolicy`` instance.
-        bandit_kwargs: keyword arguments of the named policy (e.g. ``{"gamma": 0.9, "xi": 0.6}``; the ``B`` of the
-            UCB indices is their ``reward_bound``, 1 by default, the typical size of a scaled reward).
+        bandit: ``"race"`` (default, :class:`~hf_eff.callbacks.bandit_lr.RacingPolicy`), a bandit name (``"ducb"``,
+            the paper's, ``"swucb"``, ``"ucb1"``, ``"epsilon_greedy"``, ``"thompson"``, or one added with
+            :func:`hf_eff.callbacks.bandit_lr.register_bandit`) or a ``BanditPolicy`` instance.
+        bandit_kwargs: keyword arguments of the named policy (racing: ``exploration``, ``look_ahead``, ``races``;
+            D-UCB: ``{"gamma": 0.9, "xi": 0.6}``; the ``B`` of the UCB indices is their ``reward_bound``, 1 by
+            default, the typical size of a scaled reward).
         reward: ``"probe_loss"`` (the relative decrease of the loss on ``probe_dataset``) or ``"train_loss"``
             (of the mean training loss logged by the Trainer; needs ``logging_steps == episode_steps``).
         probe_dataset: a small held-out set (``datasets.Dataset``, map-style torch dataset or list of examples)
