@@ -61,6 +61,7 @@ class RacingPolicy(BanditPolicy):
         exploration: the share of the run's steps spent on discarded race branches (default 0.2).
         look_ahead: steps per branch of the opening race; ``None`` derives it from the budget.
         races: closing races (default ``None``: 1; fewer if the run is too short for them).
+        confirm: race the opening winner against the next smaller rate over ``check_steps`` before exploiting it.
         seed: unused (racing is deterministic), kept for the common interface.
     """
 
@@ -75,6 +76,7 @@ class RacingPolicy(BanditPolicy):
         exploration: float = 0.2,
         look_ahead: int | None = None,
         races: int | None = None,
+        confirm: bool = True,
         seed: int = 0,
     ):
         super().__init__(num_arms, seed=seed)
@@ -87,7 +89,12 @@ class RacingPolicy(BanditPolicy):
             raise ValueError(f"look_ahead must be an int >= 1 or None, got {look_ahead!r}")
         if races is not None and (not isinstance(races, int) or isinstance(races, bool) or races < 0):
             raise ValueError(f"races must be an int >= 0 or None, got {races!r}")
-        self.exploration, self.look_ahead, self.races = float(exploration), look_ahead, races
+        self.exploration, self.look_ahead, self.races, self.confirm = (
+            float(exploration),
+            look_ahead,
+            races,
+            bool(confirm),
+        )
         self.plan: dict[str, Any] | None = None  # set by plan_budget
         self.current: int | None = None  # the arm being exploited (None before the opening race ends)
         self.race: dict[str, Any] | None = None  # {"kind", "arms", "rewards"} while racing
@@ -96,7 +103,12 @@ class RacingPolicy(BanditPolicy):
         self.stretch_left = 0  # steps left in the current exploitation stretch
 
     def config(self) -> dict[str, Any]:
-        return {"exploration": self.exploration, "look_ahead": self.look_ahead, "races": self.races}
+        return {
+            "exploration": self.exploration,
+            "look_ahead": self.look_ahead,
+            "races": self.races,
+            "confirm": self.confirm,
+        }
 
     # -- planning ----------------------------------------------------------------------------------------------
     def plan_budget(self, total_steps: int, arm_values: list[float], look_ahead: int | None = None) -> dict[str, Any]:
@@ -122,7 +134,7 @@ class RacingPolicy(BanditPolicy):
             races = closing = 0
         check = max(1, closing, 2 * look_ahead, total_steps // 10)
         # the confirmation race (opening winner vs the next smaller rate, 2 branches of `check` steps) if it fits
-        confirm = check if self.num_arms > 1 and left - 4 * closing * races > 3 * check else 0
+        confirm = check if self.confirm and self.num_arms > 1 and left - 4 * closing * races > 3 * check else 0
         order = sorted(range(self.num_arms), key=lambda arm: arm_values[arm])
         # exploit the opening winner, then per closing race: 3 branches of `closing` steps, exploit `closing` steps
         exploit_steps = [max(1, left - 4 * closing * races - 2 * confirm)] + [closing] * races
