@@ -194,6 +194,8 @@ class RacingPolicy(BanditPolicy):
             return
         rewards = self.race["rewards"]
         best = max(range(len(rewards)), key=lambda i: (rewards[i], -i))  # ties: the earlier branch
+        if self.race["kind"] == CONFIRM and rewards[0] > 0:
+            best = 0  # the opening winner still trains stably: keep it (a short race favours the smaller rate)
         self.current = self.last_winner = self.race["arms"][best]
         self.stretch_left = self.plan["exploit_steps"][self.races_done + (self.race["kind"] == NEIGHBOURS)]
         order, confirm = self.plan["order"], self.plan["confirm_look_ahead"]

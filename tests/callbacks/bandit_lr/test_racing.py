@@ -76,6 +76,18 @@ def test_the_opening_race_picks_the_best_arm_and_the_closing_race_moves_one_grid
     assert policy.current == policy.last_winner == ARMS.index(0.1)
 
 
+def test_the_confirmation_race_keeps_a_winner_that_still_trains_stably():
+    for winner_reward, kept in ((0.1, 1.0), (-0.1, 0.3)):
+        policy = RacingPolicy(3)
+        policy.plan_budget(300, [0.1, 0.3, 1.0])
+        for arm in range(3):
+            policy.update(arm, {0: 0.0, 1: 0.1, 2: 0.2}[arm])  # the opening race: 1.0 wins
+        assert policy.select() == 2 and policy.episode_steps() == policy.plan["confirm_look_ahead"]
+        policy.update(2, winner_reward)
+        policy.update(1, 0.5)  # the smaller rate looks better over a short horizon (damped noise)
+        assert [0.1, 0.3, 1.0][policy.current] == kept
+
+
 def test_ties_keep_the_earlier_branch_and_the_state_round_trips_through_json():
     policy = make_bandit("race", len(ARMS), races=2)
     policy.plan_budget(300, ARMS)
