@@ -18,15 +18,20 @@ race, half for the closing ones):
 
 - an *opening race* over all arms with short branches (``look_ahead = exploration * T / (2 (K - 1))`` steps):
   far from a minimum, progress dominates and a short look-ahead finds the largest rate that trains stably;
-- *exploitation* of the winner for most of the run (no comparisons at all: measured, mid-run races of short
+- a *confirmation race* of the winner against the next smaller rate over ``check_steps``: the smaller rate takes
+  over only if the winner's loss rose (a too-large rate can look best over a few steps and blow up later);
+- *exploitation* of the winner for most of the run, in episodes of ``check_steps = max(T / 10, closing, 2
+  look_ahead)``; an episode whose probe loss rose by more than ``DIVERGENCE`` of the progress made since the start
+  is undone by the callback and the rate steps one grid notch down (no races here: measured, mid-run races of short
   branches move to smaller rates too early, because a smaller rate lowers the loss at once by damping noise);
 - ``races`` *closing races* (default 1) near the end, between the current arm and its two neighbours on the sorted
   grid (the current arm first, so that a tie keeps it), each with branches of ``closing = exploration * T /
   (4 races)`` steps followed by ``closing`` steps of exploitation: the look-ahead equals the horizon left, so the
   immediate gain of a smaller rate that biased the mid-run races is now exactly what the run needs (annealing).
 
-E.g. ``T = 300, K = 7``: an opening race of 7 x 5 steps, 205 steps of exploitation, a closing race of 3 x 15
-steps and 15 final steps; 60 steps (20%) discarded. Racing happens inside the run's ``max_steps`` (a discarded
+E.g. ``T = 300, K = 7``: an opening race of 7 x 5 steps, a confirmation race of 2 x 30, 145 steps of exploitation,
+a closing race of 3 x 15 steps and 15 final steps; 90 steps (30%) discarded (``exploration`` budgets the opening
+and closing races; the confirmation race adds one ``check_steps`` branch). Racing happens inside the run's ``max_steps`` (a discarded
 branch consumes Trainer steps and batches), so a run costs one run plus the probe evaluations, never more.
 
 These are hf_eff's choices, not the paper's (whose settings are unverified); the benchmark
