@@ -1,103 +1,99 @@
-"""Train a small classifier on the scikit-learn 8x8 digits while a bandit picks the learning rate (hot swapping).
+"""Train a small classifier on the scikit-learn 8x8 digits while hot swapping picks the learning rate.
 
-Runs offline on CPU in seconds, and the same way under several processes:
+The default selector races the grid's rates from a shared snapshot at the start, exploits the winner and races its
+neighbours near the end (``--bandit ducb --backtrack`` is the paper's D-UCB bandit). Runs offline on CPU in seconds,
+and the same way under several processes; every TrainingArguments flag works:
 
-    python examples/bandit_lr/train_bandit_lr.py
-    python examples/bandit_lr/train_bandit_lr.py --mode multiplier --lr_scheduler_type linear --backtrack
-    accelerate launch --multi_gpu --num_processes 2 --mixed_precision no --dynamo_backend no \\
-        examples/bandit_lr/train_bandit_lr.py          # 2 CPU processes (gloo); every rank plays the same arms
-    python examples/bandit_lr/train_bandit_lr.py --resume_from_checkpoint hf_eff_bandit_lr/checkpoint-200
+    python examples/bandit_lr/train_bandit_lr.py --output_dir hf_eff_bandit_lr
+    python examples/bandit_lr/train_bandit_lr.py --output_dir run --bandit ducb --backtrack --episode_steps 20
+    torchrun --nproc_per_node 2 examples/bandit_lr/train_bandit_lr.py --output_dir run --expected_world_size 2
+    python examples/bandit_lr/train_bandit_lr.py --output_dir run --resume_from_checkpoint run/checkpoint-200
 
-Checkpoints keep the bandit (statistics, random generator, current arm): resuming continues the same arm
-sequence, because the Trainer is built with ``restore_callback_states_from_checkpoint=True``.
+Checkpoints keep the selector (plan, race, statistics, snapshots): resuming continues the same arm sequence, because
+``restore_callback_states_from_checkpoint`` is on by default here.
 """
 
-import argparse
 import json
+import os
+import sys
+from dataclasses import dataclass, field
 
-from hf_eff.bench.training import DigitsMLP, load_digits_splits, train_once
+import torch
+from transformers import HfArgumentParser, TrainingArguments
+
+from hf_eff.bench.training import DigitsMLP, load_digits_splits
 from hf_eff.callbacks.bandit_lr import BanditLRCallback, BanditLRTrainer
 
 
-def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--arms",
-        type=float,
-        nargs="+",
-        default=[0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0],
-        help="learning rates (or multipliers with --mode multiplier) the bandit chooses from",
+@dataclass
+class BanditScriptArguments:
+    """The selector's settings; everything else is a TrainingArguments flag."""
+
+    arms: list[float] = field(
+        default_factory=lambda: [0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0],
+        metadata={"help": "learning rates (or multipliers with --mode multiplier) to choose from"},
     )
-    parser.add_argument("--episode_steps", type=int, default=10, help="optimizer steps per episode (one arm each)")
-    parser.add_argument("--mode", choices=["absolute", "multiplier"], default="absolute")
-    parser.add_argument("--bandit", default="ducb", help="ducb, swucb, ucb1, epsilon_greedy or thompson")
-    parser.add_argument("--reward", choices=["probe_loss", "train_loss"], default="probe_loss")
-    parser.add_argument("--backtrack", action="store_true", help="undo episodes that made the objective worse")
-    parser.add_argument("--probe_size", type=int, default=256, help="held-out training examples used as probe set")
-    parser.add_argument(
-        "--learning_rate",
-        type=float,
-        default=1.0,
-        help="the schedule's peak rate in multiplier mode (ignored in absolute mode)",
+    bandit: str = field(
+        default="race", metadata={"help": "race (default), ducb, swucb, ucb1, epsilon_greedy, thompson"}
     )
-    parser.add_argument("--lr_scheduler_type", default="constant")
-    parser.add_argument("--max_steps", type=int, default=600)
-    parser.add_argument("--batch_size", type=int, default=32)
-    parser.add_argument("--save_steps", type=int, default=200, help="a multiple of --episode_steps is best")
-    parser.add_argument("--output_dir", default="hf_eff_bandit_lr")
-    parser.add_argument("--resume_from_checkpoint", default=None)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--report_to", default="none", help="e.g. tensorboard or wandb: sees the bandit_lr/* metrics")
-    return parser.parse_args()
+    episode_steps: int | None = field(default=None, metadata={"help": "None: derived from max_steps"})
+    mode: str = field(default="absolute", metadata={"help": "'absolute' or 'multiplier'"})
+    reward: str = field(default="probe_loss", metadata={"help": "'probe_loss' or 'train_loss' (bandits only)"})
+    backtrack: bool = field(default=False, metadata={"help": "undo episodes that made the objective worse"})
+    probe_size: int = field(default=256, metadata={"help": "held-out training examples used as probe set"})
+    expected_world_size: int | None = field(default=None, metadata={"help": "fail unless this many processes run"})
 
 
-def main() -> None:
-    args = parse_args()
-    splits = load_digits_splits(args.seed, probe_size=args.probe_size)  # the probe set is held out of training
+def main(argv: list[str] | None = None) -> None:
+    parser = HfArgumentParser((BanditScriptArguments, TrainingArguments))
+    defaults = [
+        "--max_steps", "600", "--per_device_train_batch_size", "32", "--optim", "sgd", "--learning_rate", "1.0",
+        "--lr_scheduler_type", "constant", "--logging_steps", "50", "--save_strategy", "steps", "--save_steps", "200",
+        "--report_to", "none", "--restore_callback_states_from_checkpoint", "true",
+    ]  # fmt: skip
+    if not torch.cuda.is_available():
+        defaults += ["--use_cpu", "true"]  # joins torchrun / accelerate processes into one gloo group on CPU
+    argv = list(sys.argv[1:] if argv is None else argv)
+    script_args, training_args = parser.parse_args_into_dataclasses(defaults + argv)  # the command line wins
+    launched = int(os.environ.get("WORLD_SIZE", "1"))
+    expected = script_args.expected_world_size or launched
+    if training_args.world_size != expected or launched != expected:
+        raise SystemExit(
+            f"expected {expected} processes, the launcher started {launched} and the Trainer joined "
+            f"{training_args.world_size}; use torchrun --nproc_per_node N (accelerate launch --cpu starts one)"
+        )
+
+    splits = load_digits_splits(training_args.seed, probe_size=script_args.probe_size)  # probe held out of training
     bandit = BanditLRCallback(
-        args.arms,
-        episode_steps=args.episode_steps,
-        mode=args.mode,
-        bandit=args.bandit,
-        reward=args.reward,
-        probe_dataset=splits["probe"] if args.reward == "probe_loss" else None,
-        backtrack=args.backtrack,
-        seed=args.seed,
+        script_args.arms,
+        episode_steps=script_args.episode_steps,
+        mode=script_args.mode,
+        bandit=script_args.bandit,
+        reward=script_args.reward,
+        probe_dataset=splits["probe"] if script_args.reward == "probe_loss" else None,
+        backtrack=script_args.backtrack,
+        seed=training_args.seed,
     )
-    # BanditLRTrainer = Trainer + the bandit's episode metrics in every report_to integration (plain Trainer works too)
-    result = train_once(
-        splits["train"],
-        max_steps=args.max_steps,
-        seed=args.seed,
-        model_factory=DigitsMLP,
-        eval_dataset=splits["test"],
-        callbacks=[bandit],
-        trainer_class=BanditLRTrainer,
-        training_args={
-            "per_device_train_batch_size": args.batch_size,
-            "learning_rate": args.learning_rate,
-            "lr_scheduler_type": args.lr_scheduler_type,
-            "logging_steps": args.episode_steps,
-            "save_strategy": "steps",
-            "save_steps": args.save_steps,
-            "restore_callback_states_from_checkpoint": True,  # resume with the saved bandit
-            "report_to": args.report_to,
-        },
-        output_dir=args.output_dir,
-        resume_from_checkpoint=args.resume_from_checkpoint,
-        quiet=False,
-    )
+    torch.manual_seed(training_args.seed)
+    # BanditLRTrainer = Trainer + the selector's episode metrics in every report_to integration
+    trainer = BanditLRTrainer(model=DigitsMLP(), args=training_args, train_dataset=splits["train"], callbacks=[bandit])
+    trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
 
     # the callback instance may have been replaced when its state was restored from a checkpoint
-    trainer = result.trainer
     bandit = next(cb for cb in trainer.callback_handler.callbacks if isinstance(cb, BanditLRCallback))
     if trainer.is_world_process_zero():
-        trace = bandit.arm_trace
-        metrics = {"eval_loss": result.metrics["loss"], "eval_accuracy": result.metrics["accuracy"]}
-        print("final metrics:", json.dumps(metrics))
-        print(f"arms played per episode: {trace}")
-        print(f"episodes backtracked: {sum(record['backtracked'] for record in bandit.history)} of {len(trace)}")
-        print("last 10 episodes, most played:", max(set(trace[-10:]), key=trace[-10:].count) if trace else None)
+        from hf_eff.bench.training import evaluate
+
+        metrics = evaluate(trainer.model, splits["test"])
+        print("final metrics:", json.dumps({"eval_loss": metrics["loss"], "eval_accuracy": metrics["accuracy"]}))
+        print(f"arms played per episode: {bandit.arm_trace}")
+        print(
+            f"episodes backtracked: {sum(record['backtracked'] for record in bandit.history)} of {len(bandit.history)}"
+        )
+        print(f"rate at the end: {bandit.current_lr}")
+    sys.stdout.flush()
+    if training_args.world_size > 1:
+        os._exit(0)  # leave without the gloo teardown abort seen with torch 2.13 on CPU
 
 
 if __name__ == "__main__":

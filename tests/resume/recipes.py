@@ -51,10 +51,12 @@ def bandit_lr(
     mode: str = "absolute",
     backtrack: bool = False,
     trainer: str = "plain",
+    bandit: str = "epsilon_greedy",
     **overrides,
 ) -> Trainer:
     """Hot swapping with 4-step episodes; the 3.0 arm (absolute) / 40x multiplier makes some episodes worse, so
-    that backtracking runs."""
+    that backtracking runs. ``bandit="race"``: the racing selector, whose opening race spans steps 1-12 (a
+    checkpoint at step 6 holds its snapshot and its best branch so far)."""
     arms = [0.02, 0.2, 3.0] if mode == "absolute" else [0.4, 4.0, 60.0]
     bandit = BanditLRCallback(
         arms,
@@ -63,8 +65,8 @@ def bandit_lr(
         probe_dataset=lm_examples(8, seed=1),
         probe_batch_size=4,
         backtrack=backtrack,
-        bandit="epsilon_greedy",
-        bandit_kwargs={"epsilon": 0.5},
+        bandit=bandit,
+        bandit_kwargs={"epsilon": 0.5} if bandit == "epsilon_greedy" else {},
         seed=3,
     )
     if mode == "multiplier":

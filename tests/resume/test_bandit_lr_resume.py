@@ -51,6 +51,19 @@ def test_resumed_run_is_bit_identical_to_the_uninterrupted_one(tmp_path, mode, b
         assert all(torch.equal(a[key], b[key]) for key in a if isinstance(a[key], torch.Tensor))
 
 
+def test_the_racing_selector_resumes_mid_race_with_the_arm_sequence_and_weights_of_the_uninterrupted_run(tmp_path):
+    full = _train(tmp_path, bandit="race")
+    checkpoint = tmp_path / "checkpoint-6"  # inside the opening race: its snapshot and best branch are saved
+    assert (checkpoint / SNAPSHOT_FILE).is_file() and (checkpoint / "bandit_lr_best_branch.safetensors").is_file()
+    resumed = _train(tmp_path, resume=str(checkpoint), bandit="race")
+    history = _bandit(full).history
+    assert [record.get("branch") for record in history[:3]] == [0, 1, 2] and any(r.get("kept") for r in history)
+    assert _bandit(resumed).arm_trace == _bandit(full).arm_trace
+    assert _bandit(resumed).progress == _bandit(full).progress
+    for name, tensor in full.model.state_dict().items():
+        assert torch.equal(resumed.model.state_dict()[name], tensor), name
+
+
 def test_the_episode_start_snapshot_is_saved_in_checkpoints_when_backtracking(tmp_path):
     _train(tmp_path, backtrack=True, max_steps=6)
     checkpoint = tmp_path / "checkpoint-6"

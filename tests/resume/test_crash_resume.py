@@ -39,6 +39,15 @@ def test_bandit_lr_resumes_exactly_after_a_sigkill(tmp_path, options):
     assert len(history) == 4 and len({record["arm"] for record in history}) > 1
 
 
+def test_the_racing_selector_resumes_exactly_after_a_sigkill(tmp_path):
+    options = {"max_steps": 16, "bandit": "race"}  # killed at step 10, inside the exploitation after the opening race
+    result = crash_resume(recipe("bandit_lr"), tmp_path, kill_at_step=10, options=options)
+    result.assert_identical()
+    (state,) = result.resumed[0]["callbacks"]["BanditLRCallback"]
+    history = state["attributes"]["progress"]["history"]
+    assert [record.get("branch") for record in history[:3]] == [0, 1, 2]
+
+
 @pytest.mark.multiprocess
 def test_spdf_resumes_exactly_when_one_of_two_ranks_is_killed(tmp_path):
     result = crash_resume(

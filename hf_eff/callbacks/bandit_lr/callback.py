@@ -1,11 +1,18 @@
-"""Hot swapping: choose the learning rate online with a multi-armed bandit, as a ``TrainerCallback``.
+"""Hot swapping: choose the learning rate online, as a ``TrainerCallback``.
 
 Bache, DeCoste & Smyth, "Hot Swapping for Online Adaptation of Optimization Hyperparameters" (arXiv 1412.6599):
-one model is trained; training is cut into episodes of ``episode_steps`` optimizer steps; each episode a bandit
-plays one learning rate from a fixed set of arms and is rewarded with the relative decrease of the objective over
-the episode. The default policy is discounted UCB, which forgets old rewards so the preferred rate can drift (it
-usually moves down as training progresses). Optional backtracking rejects an episode that made the objective
-worse by restoring the weights and optimizer state from its start.
+one model is trained; training is cut into episodes; each episode plays one learning rate from a fixed set of arms
+and is scored by the relative decrease of the objective over the episode. Two kinds of selector play the episodes:
+
+- the racing selector (default, :mod:`~hf_eff.callbacks.bandit_lr.racing`): races arms from a shared snapshot and
+  continues from the winning branch; its plan (episode lengths, races) is derived from ``max_steps``. Exploitation
+  episodes whose loss diverges are undone and the rate steps down one grid notch. hf_eff's design, measured to beat
+  the bandits below on ``hf-eff bench bandit_lr``;
+- a bandit over per-episode rewards (:mod:`~hf_eff.callbacks.bandit_lr.policies`), the paper's discounted UCB
+  (``bandit="ducb"``) and others, with episodes of ``episode_steps`` (derived from ``max_steps`` when unset). Optional
+  backtracking rejects an episode that made the objective worse by restoring the weights and optimizer state.
+
+Which parts of the bandit path are the paper's and which are hf_eff's choices (the paper's settings are unverified):
 
 Which parts are the paper's and which are hf_eff's choices (the paper's exact settings are unverified):
 
@@ -19,9 +26,10 @@ Which parts are the paper's and which are hf_eff's choices (the paper's exact se
 - backtracking restores the episode start when ``L_end > L_start`` [hf_eff reading of the paper's rule], and an
   undone episode earns reward 0, the progress it really made [hf_eff choice].
 
-Known limitation (measured, see ``hf-eff bench bandit_lr``): per-episode rewards are myopic. A smaller rate lowers
-the loss at once by damping SGD noise, a larger one pays off later, so the bandit drifts toward smaller rates than
-the best fixed rate (short-horizon bias). Backtracking snapshots double parameter and optimizer-state memory.
+Known limitation of the bandits (measured, see ``hf-eff bench bandit_lr``): per-episode rewards are myopic. A
+smaller rate lowers the loss at once by damping SGD noise, a larger one pays off later, so a bandit drifts toward
+smaller rates than the best fixed rate (short-horizon bias); racing places its comparisons where that bias is
+harmless. Backtracking snapshots double parameter and optimizer-state memory; racing keeps up to two snapshots.
 
 Every episode is logged (``bandit_lr/arm``, ``bandit_lr/reward``, per-arm ``bandit_lr/count@<lr>``, ...) into the
 Trainer's log entries; ``learning_rate`` reports the rate really used. Integrations such as TensorBoard receive the
@@ -32,7 +40,8 @@ Distributed runs make identical decisions on every rank: the probe set is sharde
 all-reduced, the training loss is already gathered by the Trainer, and the policy's generator is seeded the same
 everywhere. The bandit's statistics, generator state, current arm and episode progress are saved in every
 checkpoint (``ExportableState``) and restored with ``TrainingArguments(restore_callback_states_from_checkpoint=True)``;
-with backtracking the episode-start snapshot goes into the checkpoint folder too (``bandit_lr_snapshot.safetensors``).
+snapshots go into the checkpoint folder too (``bandit_lr_snapshot.safetensors``, and mid-race the best branch so far,
+``bandit_lr_best_branch.safetensors``).
 A run resumed from any checkpoint then trains exactly as the uninterrupted run would (bit for bit on CPU), except with
 ``reward="train_loss"`` resumed in the middle of an episode: Trainer does not checkpoint its running loss sum, so the
 first episode's reward averages only the steps after the resume (save at multiples of ``episode_steps`` instead).
@@ -60,6 +69,7 @@ from hf_eff.callbacks._utils import (
 )
 from hf_eff.callbacks.bandit_lr.config import BanditLRConfig
 from hf_eff.callbacks.bandit_lr.policies import BANDITS, BanditPolicy
+from hf_eff.callbacks.bandit_lr.racing import DIVERGENCE, RacingPolicy
 from hf_eff.callbacks.base import HfEffCallback, checkpoint_folder, resumed_checkpoint
 
 
@@ -69,25 +79,31 @@ __all__ = ["BanditLRCallback"]
 
 SCALE_MOMENTUM = 0.9
 SNAPSHOT_FILENAME = "bandit_lr_snapshot.safetensors"  # the episode-start snapshot, in each checkpoint folder
+BEST_BRANCH_FILENAME = "bandit_lr_best_branch.safetensors"  # the best race branch so far, while racing
 PROGRESS_KEYS = {"policy", "current_arm", "steps_in_episode", "episode_start_loss", "reward_scale", "history"}
+OPTIONAL_PROGRESS_KEYS = {"snapshot", "best_branch_loss"}  # absent from checkpoints of older hf_eff versions
+EPISODES_PER_ARM = 8  # a bandit's derived episode length: max_steps / (EPISODES_PER_ARM * arms)
 SETTINGS = {field.name for field in dataclasses.fields(BanditLRConfig)} - {"bandit"}
 
 
 class BanditLRCallback(HfEffCallback):
-    """Pick the learning rate of every episode with a bandit (hot swapping).
+    """Pick the learning rate of every episode by racing (default) or with a bandit (hot swapping).
 
     Args:
         arms: the learning rates to choose from (``mode="absolute"``), or the factors applied to the scheduled
             learning rate (``mode="multiplier"``). Positive, finite, distinct.
-        episode_steps: optimizer steps per episode (one arm is played per episode).
+        episode_steps: optimizer steps per episode (one arm is played per episode) of a bandit; ``None`` (default)
+            derives ``max_steps // (8 * len(arms))``. With racing: the opening race's look-ahead (``None``: derived).
         mode: ``"absolute"`` sets every param group's learning rate to the arm each step (any schedule is
             ignored; use ``lr_scheduler_type="constant"``); ``"multiplier"`` multiplies the schedule's base rates
             by the arm, keeping its warm-up/decay shape (needs a ``LambdaLR``, which every Trainer schedule except
             ``reduce_lr_on_plateau`` and ``greedy`` is).
-        bandit: a policy name (``"ducb"`` default, ``"swucb"``, ``"ucb1"``, ``"epsilon_greedy"``, ``"thompson"``,
-            or one added with :func:`hf_eff.callbacks.bandit_lr.register_bandit`) or a ``BanditPolicy`` instance.
-        bandit_kwargs: keyword arguments of the named policy (e.g. ``{"gamma": 0.9, "xi": 0.6}``; the ``B`` of the
-            UCB indices is their ``reward_bound``, 1 by default, the typical size of a scaled reward).
+        bandit: ``"race"`` (default, :class:`~hf_eff.callbacks.bandit_lr.RacingPolicy`), a bandit name (``"ducb"``,
+            the paper's, ``"swucb"``, ``"ucb1"``, ``"epsilon_greedy"``, ``"thompson"``, or one added with
+            :func:`hf_eff.callbacks.bandit_lr.register_bandit`) or a ``BanditPolicy`` instance.
+        bandit_kwargs: keyword arguments of the named policy (racing: ``exploration``, ``look_ahead``, ``races``;
+            D-UCB: ``{"gamma": 0.9, "xi": 0.6}``; the ``B`` of the UCB indices is their ``reward_bound``, 1 by
+            default, the typical size of a scaled reward).
         reward: ``"probe_loss"`` (the relative decrease of the loss on ``probe_dataset``) or ``"train_loss"``
             (of the mean training loss logged by the Trainer; needs ``logging_steps == episode_steps``).
         probe_dataset: a small held-out set (``datasets.Dataset``, map-style torch dataset or list of examples)
@@ -121,10 +137,10 @@ class BanditLRCallback(HfEffCallback):
     def __init__(
         self,
         arms: Sequence[float] | None = None,
-        episode_steps: int = 50,
+        episode_steps: int | None = None,
         *,
         mode: str = "absolute",
-        bandit: str | BanditPolicy = "ducb",
+        bandit: str | BanditPolicy = "race",
         bandit_kwargs: dict[str, Any] | None = None,
         reward: str = "probe_loss",
         probe_dataset: Any = None,
@@ -183,8 +199,11 @@ class BanditLRCallback(HfEffCallback):
         self.reward_scale: float | None = None  # running mean of |relative decrease| (reward_scaling="running")
         self.history: list[dict[str, Any]] = []  # one record per finished episode
         self._pending_policy_state: dict[str, Any] | None = None
+        self.best_branch_loss: float | None = None  # probe loss at the end of the best race branch so far
         # transient
         self._snapshot: dict[str, Any] | None = None
+        self._best_branch: dict[str, Any] | None = None  # model and optimizer at the end of the best race branch
+        self._derived_episode_steps: int | None = None
         self._snapshot_in_checkpoint = False  # the checkpoint being resumed holds a snapshot file
         self._probe_batches: list[dict[str, Any]] | None = None
         self._awaiting_train_loss = False
@@ -216,15 +235,16 @@ class BanditLRCallback(HfEffCallback):
             "reward_scale": self.reward_scale,
             "history": copy.deepcopy(self.history),
             "snapshot": self._snapshot is not None,
+            "best_branch_loss": self.best_branch_loss if self._best_branch is not None else None,
         }
 
     @progress.setter
     def progress(self, value: dict[str, Any]) -> None:
         # "snapshot" is absent from checkpoints written before snapshots were checkpointed
-        if not isinstance(value, dict) or not PROGRESS_KEYS <= set(value) <= PROGRESS_KEYS | {"snapshot"}:
+        if not isinstance(value, dict) or not PROGRESS_KEYS <= set(value) <= PROGRESS_KEYS | OPTIONAL_PROGRESS_KEYS:
             raise ValueError(
-                f"BanditLRCallback progress must have the keys {sorted(PROGRESS_KEYS)} (and 'snapshot'), got "
-                f"{value!r:.200}"
+                f"BanditLRCallback progress must have the keys {sorted(PROGRESS_KEYS)} (and optionally "
+                f"{sorted(OPTIONAL_PROGRESS_KEYS)}), got {value!r:.200}"
             )
         arm = value["current_arm"]
         if arm is not None and not (isinstance(arm, int) and 0 <= arm < len(self.config.arms)):
@@ -235,6 +255,7 @@ class BanditLRCallback(HfEffCallback):
         self.reward_scale = value["reward_scale"]
         self.history = copy.deepcopy(value["history"])
         self._snapshot_in_checkpoint = bool(value.get("snapshot", False))
+        self.best_branch_loss = value.get("best_branch_loss")
         if self.policy is not None and value["policy"] is not None:
             self.policy.load_state_dict(value["policy"])
         else:
@@ -258,15 +279,21 @@ class BanditLRCallback(HfEffCallback):
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, model=None, **kwargs
     ):
         super().on_train_begin(args, state, control, model=model, **kwargs)  # adopts the live objects
+        if isinstance(self._ensure_policy(), RacingPolicy):  # exploration matched to the run's length
+            self.policy.plan_budget(state.max_steps, list(self.config.arms), look_ahead=self.config.episode_steps)
+        self._derived_episode_steps = max(1, state.max_steps // (EPISODES_PER_ARM * len(self.config.arms)))
         self._check_training_setup(args, state, kwargs.get("lr_scheduler"))
+        self._check_train_loss_logging(args)
         optimizer, lr_scheduler = kwargs.get("optimizer"), kwargs.get("lr_scheduler")
         self._awaiting_train_loss = False
-        self._snapshot = None
+        self._snapshot = self._best_branch = None
         if self.current_arm is None:  # a fresh run (a resumed one restored its episode progress)
             start_loss = self._probe_loss(model) if self.config.reward == "probe_loss" else None
             self._start_episode(start_loss, model, optimizer, lr_scheduler)
         elif self._snapshot_in_checkpoint:
             self._snapshot = self._load_snapshot(args, state)
+            if self.best_branch_loss is not None:
+                self._best_branch = self._load_snapshot(args, state, BEST_BRANCH_FILENAME)
         elif self.config.backtrack and self.steps_in_episode == 0:  # a checkpoint written before snapshots were saved
             self._snapshot = snapshot_training_state(model, optimizer, lr_scheduler)
         self._snapshot_in_checkpoint = False
@@ -278,7 +305,7 @@ class BanditLRCallback(HfEffCallback):
 
     def on_step_end(self, args, state, control, model=None, optimizer=None, lr_scheduler=None, **kwargs):
         self.steps_in_episode += 1
-        if self.steps_in_episode < self.config.episode_steps:
+        if self.steps_in_episode < self.episode_length:
             return
         if self.config.reward == "probe_loss":
             self._finish_episode(self._probe_loss(model), state, model, optimizer, lr_scheduler)
@@ -294,25 +321,37 @@ class BanditLRCallback(HfEffCallback):
 
     def on_save(self, args, state, control, **kwargs):
         # the checkpoint's trainer_state.json (written just before) says whether a snapshot belongs to it
+        metadata = {"global_step": str(state.global_step)}
         if self._snapshot is not None and args.should_save:
-            path = os.path.join(checkpoint_folder(args, state), SNAPSHOT_FILENAME)
-            save_state_file(path, self._snapshot, metadata={"global_step": str(state.global_step)})
+            save_state_file(os.path.join(checkpoint_folder(args, state), SNAPSHOT_FILENAME), self._snapshot, metadata)
+        if self._best_branch is not None and args.should_save:
+            path = os.path.join(checkpoint_folder(args, state), BEST_BRANCH_FILENAME)
+            save_state_file(path, self._best_branch, metadata)
 
-    def on_train_end(self, args, state, control, **kwargs):
-        self._snapshot = None
+    def on_train_end(self, args, state, control, model=None, optimizer=None, **kwargs):
+        # a run that ends inside a race (max_steps changed on resume) keeps the better of live and best finished
+        if (
+            self._best_branch is not None
+            and model is not None
+            and not self._probe_loss(model) <= self.best_branch_loss
+        ):
+            restore_training_state(self._best_branch, model, optimizer)
+        self._snapshot = self._best_branch = None
 
-    def _load_snapshot(self, args: TrainingArguments, state: TrainerState) -> dict[str, Any]:
-        """The episode-start snapshot saved with the checkpoint being resumed (errors name the file)."""
+    def _load_snapshot(
+        self, args: TrainingArguments, state: TrainerState, filename: str = SNAPSHOT_FILENAME
+    ) -> dict[str, Any]:
+        """A snapshot saved with the checkpoint being resumed (errors name the file)."""
         folder = resumed_checkpoint(args, state) or checkpoint_folder(args, state)
-        path = os.path.join(folder, SNAPSHOT_FILENAME)
+        path = os.path.join(folder, filename)
         if not os.path.isfile(path):
             raise FileNotFoundError(
-                f"BanditLRCallback: the checkpoint of step {state.global_step} was saved with an episode-start "
-                f"snapshot (backtrack=True), but {path} does not exist. If the checkpoint was moved out of "
+                f"BanditLRCallback: the checkpoint of step {state.global_step} was saved with a snapshot (an episode "
+                f"start with backtrack=True, or a race), but {path} does not exist. If the checkpoint was moved out of "
                 "output_dir, resume with BanditLRTrainer (or any Trainer with HfEffTrainerMixin), which tells "
                 "callbacks the folder it resumes from"
             )
-        snapshot, metadata = load_state_file(path, what="BanditLRCallback's episode-start snapshot")
+        snapshot, metadata = load_state_file(path, what="BanditLRCallback's snapshot")
         if metadata.get("global_step") != str(state.global_step):
             raise ValueError(
                 f"{path} holds the snapshot saved at step {metadata.get('global_step')}, but the run resumes at step "
@@ -325,20 +364,42 @@ class BanditLRCallback(HfEffCallback):
 
     # ------------------------------------------------------------------------------------------------------------
     # episodes
+    @property
+    def episode_length(self) -> int:
+        """Steps of the current episode: a race branch's look-ahead or an exploitation stretch when racing, else
+        ``episode_steps`` (derived from ``max_steps`` when unset: about 8 episodes per arm)."""
+        if isinstance(self.policy, RacingPolicy):
+            return self.policy.episode_steps()
+        return self.config.episode_steps or self._derived_episode_steps or 1
+
     def _start_episode(self, start_loss, model, optimizer, lr_scheduler) -> None:
-        self._ensure_policy()
-        self.current_arm = int(self.policy.select())
+        policy = self._ensure_policy()
+        self.current_arm = int(policy.select())
         self.steps_in_episode = 0
         self.episode_start_loss = start_loss
-        if self.config.backtrack:
+        if isinstance(policy, RacingPolicy) and policy.racing:
+            if policy.branch == 0:  # a race starts: every branch starts from here (later ones are restored to it)
+                self._snapshot = snapshot_training_state(model, optimizer)  # the schedule follows the global step
+        elif isinstance(policy, RacingPolicy):  # an exploitation episode, undone if the loss rises
+            self._snapshot = snapshot_training_state(model, optimizer)
+        elif self.config.backtrack:
             self._snapshot = snapshot_training_state(model, optimizer, lr_scheduler)
         self._apply_lr(optimizer, lr_scheduler)
 
     def _finish_episode(self, end_loss: float, state, model, optimizer, lr_scheduler) -> None:
+        if isinstance(self.policy, RacingPolicy) and self.policy.racing:
+            self._finish_race_branch(end_loss, state, model, optimizer, lr_scheduler)
+            return
         start_loss, arm = self.episode_start_loss, self.current_arm
         worse = start_loss is not None and not end_loss <= start_loss  # NaN counts as worse
         backtracked = False
-        if self.config.backtrack and worse:
+        racing = isinstance(self.policy, RacingPolicy)  # exploiting a race winner: guarded against divergence
+        diverged = False
+        if racing and start_loss is not None:
+            first_loss = self.history[0]["start_loss"]
+            diverged = not end_loss - start_loss <= DIVERGENCE * max(first_loss - start_loss, 0.0)
+            worse = worse if self.config.backtrack else diverged
+        if (self.config.backtrack or racing) and worse:
             if self._snapshot is not None:
                 restore_training_state(self._snapshot, model, optimizer, lr_scheduler)
                 backtracked = True
@@ -352,28 +413,77 @@ class BanditLRCallback(HfEffCallback):
         self._snapshot = None
         if start_loss is None:
             reward = None
+        elif racing:
+            reward = self._relative_decrease(start_loss, end_loss)  # negative: the policy steps down
         elif backtracked and self.config.rejected_reward == "zero":
             reward = 0.0  # the episode was undone: the progress it really made is none
         else:
             reward = self._reward(start_loss, end_loss)
         if reward is not None:
             self.policy.update(arm, reward)
+        if racing and diverged:
+            self.policy.step_down()
+        self._record_episode(state, optimizer, end_loss, reward, backtracked=backtracked)
+        # the next episode starts from the restored weights (whose loss is start_loss) or from the new ones
+        next_start = start_loss if backtracked else (end_loss if math.isfinite(end_loss) else None)
+        self._start_episode(next_start, model, optimizer, lr_scheduler)
+
+    def _finish_race_branch(self, end_loss: float, state, model, optimizer, lr_scheduler) -> None:
+        """Score the branch against the race start, keep it if it is the best so far, and either go back to the
+        race start for the next branch or, after the last one, continue from the winning branch."""
+        policy, start_loss, arm = self.policy, self.episode_start_loss, self.current_arm
+        branch, best_so_far = policy.branch, policy.best_branch()
+        reward = self._relative_decrease(start_loss, end_loss)
+        beats_the_best = best_so_far is None or reward > policy.race["rewards"][best_so_far]  # ties: earlier wins
+        policy.update(arm, reward)
+        record = self._record_episode(state, optimizer, end_loss, reward, backtracked=False, branch=branch)
+        if policy.racing and policy.branch > 0:  # more branches to run, all from the race start
+            if beats_the_best:
+                self._best_branch = snapshot_training_state(model, optimizer)
+                self.best_branch_loss = end_loss
+            restore_training_state(self._snapshot, model, optimizer)
+            next_start = start_loss
+        else:  # the race is over: continue from the winner's branch
+            next_start = end_loss
+            if not beats_the_best:
+                restore_training_state(self._best_branch, model, optimizer)
+                next_start = self.best_branch_loss
+            winners = [r for r in self.history[len(self.history) - branch - 1 :] if r["arm"] == policy.last_winner]
+            winners[0]["kept"] = True
+            record["race_winner"] = self.config.arms[policy.last_winner]
+            if self.config.backtrack and not next_start <= start_loss:  # even the winner made things worse
+                restore_training_state(self._snapshot, model, optimizer)
+                next_start, record["backtracked"] = start_loss, True
+            self._snapshot = self._best_branch = None
+            self.best_branch_loss = None
+        self._start_episode(next_start if math.isfinite(next_start) else None, model, optimizer, lr_scheduler)
+
+    def _record_episode(self, state, optimizer, end_loss, reward, *, backtracked, branch=None) -> dict[str, Any]:
         record = {
             "episode": len(self.history),
             "global_step": state.global_step,
-            "arm": arm,
-            "arm_value": self.config.arms[arm],
+            "arm": self.current_arm,
+            "arm_value": self.config.arms[self.current_arm],
             "lr": _first_lr(optimizer),
-            "start_loss": start_loss,
+            "start_loss": self.episode_start_loss,
             "end_loss": end_loss if math.isfinite(end_loss) else None,
             "reward": reward,
             "backtracked": backtracked,
         }
+        if branch is not None:  # a race branch; "kept" becomes True on the winner's record when the race ends
+            record.update(branch=branch, kept=False)
         self.history.append(record)
         self.queue_logs(self._episode_logs(record))  # bandit_lr/arm, .../reward, per arm .../count@<lr>, ...
-        # the next episode starts from the restored weights (whose loss is start_loss) or from the new ones
-        next_start = start_loss if backtracked else (end_loss if math.isfinite(end_loss) else None)
-        self._start_episode(next_start, model, optimizer, lr_scheduler)
+        return record
+
+    def _relative_decrease(self, start_loss: float | None, end_loss: float) -> float:
+        """A race branch's score: relative decrease from the race start, unscaled (branches share the start),
+        clipped to ``reward_bound``; a non-finite loss scores ``-reward_bound``."""
+        bound = self.config.reward_bound
+        if start_loss is None or not math.isfinite(end_loss):
+            return -bound
+        decrease = (start_loss - end_loss) / abs(start_loss) if start_loss else -float(end_loss > 0)
+        return max(-bound, min(bound, decrease))
 
     def _reward(self, start_loss: float, end_loss: float) -> float:
         if not math.isfinite(end_loss):
@@ -447,6 +557,16 @@ class BanditLRCallback(HfEffCallback):
 
     # ------------------------------------------------------------------------------------------------------------
     # checks and plumbing
+    def _check_train_loss_logging(self, args: TrainingArguments) -> None:
+        if self.config.reward == "train_loss" and (
+            _enum_value(args.logging_strategy) != "steps" or args.logging_steps != self.episode_length
+        ):
+            raise ValueError(
+                "reward='train_loss' reads the mean training loss the Trainer logs, so it needs "
+                f"logging_strategy='steps' and logging_steps == episode_steps ({self.episode_length}); got "
+                f"logging_strategy={_enum_value(args.logging_strategy)!r}, logging_steps={args.logging_steps}"
+            )
+
     def _check_training_setup(self, args: TrainingArguments, state: TrainerState, lr_scheduler) -> None:
         if self.config.reward == "probe_loss" and self.probe_dataset is None:
             raise ValueError(
@@ -454,16 +574,11 @@ class BanditLRCallback(HfEffCallback):
                 "restore_callback_states_from_checkpoint=True, give the Trainer the callback (with its probe_dataset) "
                 "exactly as in the original run"
             )
-        if self.config.reward == "train_loss" and (
-            _enum_value(args.logging_strategy) != "steps" or args.logging_steps != self.config.episode_steps
-        ):
+        if (self.config.backtrack or self.config.races) and (args.deepspeed or args.fsdp):
             raise ValueError(
-                "reward='train_loss' reads the mean training loss the Trainer logs, so it needs "
-                f"logging_strategy='steps' and logging_steps == episode_steps ({self.config.episode_steps}); got "
-                f"logging_strategy={_enum_value(args.logging_strategy)!r}, logging_steps={args.logging_steps}"
+                "backtrack=True and the racing selector snapshot the optimizer state, which is sharded with DeepSpeed "
+                "or FSDP; use bandit='ducb' without backtracking there"
             )
-        if self.config.backtrack and (args.deepspeed or args.fsdp):
-            raise ValueError("backtrack=True is not supported with DeepSpeed or FSDP (optimizer state is sharded)")
         scheduler = unwrap_scheduler(lr_scheduler)
         if self.config.mode == "multiplier" and not isinstance(scheduler, torch.optim.lr_scheduler.LambdaLR):
             raise TypeError(
@@ -482,7 +597,7 @@ class BanditLRCallback(HfEffCallback):
                 "its running loss, so this episode's reward averages only the steps after the resume and the run "
                 "will not match an uninterrupted one exactly. Save at multiples of episode_steps (%d) to avoid this",
                 self.steps_in_episode,
-                self.config.episode_steps,
+                self.episode_length,
             )
         if state.global_step > 0 and self.current_arm is None and not args.restore_callback_states_from_checkpoint:
             logger.warning(

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hf_eff.callbacks.bandit_lr.policies import BANDITS, BanditPolicy, make_bandit
+from hf_eff.callbacks.bandit_lr.racing import RacingPolicy
 
 
 __all__ = ["BanditLRConfig"]
@@ -46,9 +47,9 @@ class BanditLRConfig:
     """
 
     arms: Sequence[float]
-    episode_steps: int = 50
+    episode_steps: int | None = None
     mode: str = "absolute"
-    bandit: str | BanditPolicy | None = "ducb"
+    bandit: str | BanditPolicy | None = "race"
     bandit_kwargs: dict[str, Any] = field(default_factory=dict)
     reward: str = "probe_loss"
     probe_batch_size: int = 64
@@ -60,8 +61,10 @@ class BanditLRConfig:
 
     def __post_init__(self) -> None:
         self.arms = _check_arms(self.arms)
-        if not _is_int_at_least_1(self.episode_steps):
-            raise ValueError(f"episode_steps must be an int >= 1, got {self.episode_steps!r}")
+        if self.episode_steps is not None and not _is_int_at_least_1(self.episode_steps):
+            raise ValueError(
+                f"episode_steps must be an int >= 1 or None (derived from max_steps), got {self.episode_steps!r}"
+            )
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
         if self.reward not in REWARDS:
@@ -89,6 +92,17 @@ class BanditLRConfig:
             )
         elif self.bandit is not None:
             self.make_policy()  # checks the name and bandit_kwargs now rather than when training starts
+        if self.races and self.reward != "probe_loss":
+            raise ValueError(
+                "the racing selector compares branches from one snapshot on the probe set, so it needs "
+                f"reward='probe_loss', got reward={self.reward!r}; use a bandit such as bandit='ducb' for train_loss"
+            )
+
+    @property
+    def races(self) -> bool:
+        """Whether the selector races arms from shared snapshots (:class:`RacingPolicy`) instead of a bandit."""
+        policy_class = type(self.bandit) if isinstance(self.bandit, BanditPolicy) else BANDITS.get(self.bandit)
+        return policy_class is not None and issubclass(policy_class, RacingPolicy)
 
     def make_policy(self) -> BanditPolicy | None:
         """The policy instance given, or a fresh one built from its name (``None`` if there is neither)."""

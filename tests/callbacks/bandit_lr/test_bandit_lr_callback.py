@@ -1,4 +1,4 @@
-"""BanditLRCallback inside real Trainer runs: learning rates applied, schedule kept, backtracking, resume, 2 ranks."""
+"""BanditLRCallback with the D-UCB bandit inside real Trainer runs: learning rates applied, schedule kept, backtracking, resume, 2 ranks."""
 
 import json
 import logging
@@ -38,6 +38,11 @@ def make_examples(n: int, seed: int) -> list[dict[str, torch.Tensor]]:
 
 
 TRAIN, PROBE = make_examples(512, seed=0), make_examples(64, seed=1)
+
+
+def ducb_callback(*args, **kwargs) -> BanditLRCallback:
+    """The paper's D-UCB bandit (kept by name; the default selector, racing, is tested in test_racing.py)."""
+    return BanditLRCallback(*args, **{"bandit": "ducb", **kwargs})
 
 
 def make_trainer(
@@ -82,7 +87,7 @@ class RecordLearningRates(TrainerCallback):
 
 def test_absolute_mode_the_optimizer_uses_the_chosen_arm_every_step(tmp_path):
     arms = [0.01, 0.1, 0.5]
-    bandit = BanditLRCallback(arms, episode_steps=3, probe_dataset=PROBE, seed=1)
+    bandit = ducb_callback(arms, episode_steps=3, probe_dataset=PROBE, seed=1)
     recorder = RecordLearningRates(bandit)
     trainer = make_trainer(tmp_path, bandit, recorder)
     trainer.train()
@@ -110,7 +115,7 @@ def test_absolute_mode_the_optimizer_uses_the_chosen_arm_every_step(tmp_path):
 
 @pytest.mark.parametrize("trainer_class", [Trainer, BanditLRTrainer])
 def test_every_episode_is_logged_and_integrations_see_it_with_the_mixin(tmp_path, trainer_class):
-    bandit = BanditLRCallback([0.01, 0.1, 0.5], episode_steps=4, probe_dataset=PROBE, seed=1)
+    bandit = ducb_callback([0.01, 0.1, 0.5], episode_steps=4, probe_dataset=PROBE, seed=1)
     integration = RecordLogs()
     trainer = make_trainer(
         tmp_path, integration, bandit, trainer_class=trainer_class, logging_steps=100, max_steps=20
@@ -125,7 +130,7 @@ def test_every_episode_is_logged_and_integrations_see_it_with_the_mixin(tmp_path
 
 def test_multiplier_mode_keeps_the_schedule_shape(tmp_path):
     arms = [0.5, 1.0, 2.0]
-    bandit = BanditLRCallback(arms, episode_steps=4, mode="multiplier", probe_dataset=PROBE, seed=3)
+    bandit = ducb_callback(arms, episode_steps=4, mode="multiplier", probe_dataset=PROBE, seed=3)
     recorder = RecordLearningRates(bandit)
     trainer = make_trainer(tmp_path, bandit, recorder, lr_scheduler_type="linear", warmup_steps=6, max_steps=32)
     trainer.train()
@@ -144,7 +149,7 @@ def test_multiplier_mode_keeps_the_schedule_shape(tmp_path):
 @pytest.mark.parametrize("rejected_reward", ["zero", "observed"])
 def test_backtracking_restores_the_exact_weights_optimizer_and_schedule(tmp_path, rejected_reward):
     # a single, absurd arm: every episode makes the probe loss worse and must be undone
-    bandit = BanditLRCallback(
+    bandit = ducb_callback(
         [500.0],
         episode_steps=4,
         probe_dataset=PROBE,
@@ -169,7 +174,7 @@ def test_backtracking_restores_the_exact_weights_optimizer_and_schedule(tmp_path
 
 
 def test_backtracking_keeps_good_episodes_and_undoes_bad_ones(tmp_path):
-    bandit = BanditLRCallback([0.05, 300.0], episode_steps=3, probe_dataset=PROBE, backtrack=True, seed=0)
+    bandit = ducb_callback([0.05, 300.0], episode_steps=3, probe_dataset=PROBE, backtrack=True, seed=0)
     starts = []
 
     class RecordEpisodeStarts(TrainerCallback):
@@ -189,7 +194,7 @@ def test_backtracking_keeps_good_episodes_and_undoes_bad_ones(tmp_path):
 
 def test_probe_loss_is_measured_in_eval_mode_and_training_mode_is_restored():
     model = TinyClassifier(dropout=0.5)
-    bandit = BanditLRCallback([0.1], probe_dataset=PROBE, probe_batch_size=10)
+    bandit = ducb_callback([0.1], probe_dataset=PROBE, probe_batch_size=10)
     model.train()
     loss = bandit._probe_loss(model)
     assert model.training
@@ -202,7 +207,7 @@ def test_probe_loss_is_measured_in_eval_mode_and_training_mode_is_restored():
 
 
 def test_train_loss_reward_uses_the_logged_loss(tmp_path):
-    bandit = BanditLRCallback([0.02, 0.2], episode_steps=5, reward="train_loss", reward_scaling="none", seed=0)
+    bandit = ducb_callback([0.02, 0.2], episode_steps=5, reward="train_loss", reward_scaling="none", seed=0)
     trainer = make_trainer(tmp_path, bandit, logging_steps=5, max_steps=30)
     trainer.train()
     losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
@@ -212,23 +217,23 @@ def test_train_loss_reward_uses_the_logged_loss(tmp_path):
     assert [record["reward"] for record in bandit.history[1:]] == pytest.approx(expected)
 
     with pytest.raises(ValueError, match="logging_steps == episode_steps"):
-        make_trainer(tmp_path, BanditLRCallback([0.1], episode_steps=5, reward="train_loss"), logging_steps=3).train()
+        make_trainer(tmp_path, ducb_callback([0.1], episode_steps=5, reward="train_loss"), logging_steps=3).train()
 
 
 def test_rewards_are_relative_decreases_scaled_by_their_running_size_and_clipped():
-    bandit = BanditLRCallback([0.1], probe_dataset=PROBE, reward_bound=2.0)
+    bandit = ducb_callback([0.1], probe_dataset=PROBE, reward_bound=2.0)
     assert bandit._reward(1.0, 0.9) == pytest.approx(1.0)  # the first reward sets the scale: 0.1
     assert bandit._reward(0.9, 0.855) == pytest.approx(0.5)  # 5% against a scale of 10%
     assert bandit.reward_scale == pytest.approx(0.9 * 0.1 + 0.1 * 0.05)
     assert bandit._reward(1.0, 0.0) == 2.0  # 100% / 9.5% clipped to reward_bound
     assert bandit._reward(1.0, float("nan")) == -2.0
-    unscaled = BanditLRCallback([0.1], probe_dataset=PROBE, reward_scaling="none")
+    unscaled = ducb_callback([0.1], probe_dataset=PROBE, reward_scaling="none")
     assert unscaled._reward(2.0, 1.5) == pytest.approx(0.25)
     assert unscaled._reward(1.0, 5.0) == -3.0  # a 400% increase, clipped to the default bound
 
 
 def _train_and_checkpoint(tmp_path, max_steps, resume=None, restore=True):
-    bandit = BanditLRCallback([0.01, 0.05, 0.2, 0.8], episode_steps=4, probe_dataset=PROBE, seed=5)
+    bandit = ducb_callback([0.01, 0.05, 0.2, 0.8], episode_steps=4, probe_dataset=PROBE, seed=5)
     trainer = make_trainer(
         tmp_path,
         bandit,
@@ -271,7 +276,7 @@ def test_resume_without_restoring_callback_states_warns_and_starts_a_fresh_bandi
 
 
 def test_state_is_json_and_rebuilds_an_equivalent_callback(tmp_path):
-    bandit = BanditLRCallback([0.01, 0.1], episode_steps=3, probe_dataset=PROBE, bandit="thompson")
+    bandit = ducb_callback([0.01, 0.1], episode_steps=3, probe_dataset=PROBE, bandit="thompson")
     make_trainer(tmp_path, bandit, max_steps=9).train()
     state = json.loads(json.dumps(bandit.state()))
     clone = BanditLRCallback(**state["args"])  # what Trainer does on restore
@@ -284,7 +289,7 @@ def test_state_is_json_and_rebuilds_an_equivalent_callback(tmp_path):
 def _distributed_worker(tmp_dir: str):
     import torch.distributed as dist
 
-    bandit = BanditLRCallback(
+    bandit = ducb_callback(
         [0.01, 0.05, 0.2, 50.0], episode_steps=3, probe_dataset=PROBE, probe_batch_size=16, backtrack=True, seed=2
     )
     recorder = RecordLearningRates(bandit)
@@ -340,14 +345,14 @@ def test_two_processes_choose_identical_arms_and_backtrack_together(tmp_path):
 def test_bad_arguments_raise_clear_errors(kwargs, error, match):
     settings = {"arms": [0.1, 0.01], "episode_steps": 5, "probe_dataset": PROBE, **kwargs}
     with pytest.raises(error, match=match):
-        BanditLRCallback(**settings)
+        ducb_callback(**settings)
 
 
 def test_multiplier_mode_needs_a_lambda_schedule(tmp_path):
     model = TinyClassifier()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=5)
-    bandit = BanditLRCallback([1.0, 0.5], mode="multiplier", probe_dataset=PROBE)
+    bandit = ducb_callback([1.0, 0.5], mode="multiplier", probe_dataset=PROBE)
     trainer = make_trainer(tmp_path, bandit, model=model)
     trainer.optimizer, trainer.lr_scheduler = optimizer, scheduler
     with pytest.raises(TypeError, match="mode='multiplier' scales the base rates of a LambdaLR"):
@@ -355,7 +360,7 @@ def test_multiplier_mode_needs_a_lambda_schedule(tmp_path):
 
 
 def test_a_rebuilt_callback_without_its_probe_set_fails_clearly(tmp_path):
-    state = BanditLRCallback([0.1, 0.01], probe_dataset=PROBE).state()
+    state = ducb_callback([0.1, 0.01], probe_dataset=PROBE).state()
     rebuilt = BanditLRCallback(**state["args"])  # what Trainer builds on resume, minus the live instance
     with pytest.raises(ValueError, match="needs a probe_dataset"):
         make_trainer(tmp_path, rebuilt, max_steps=2).train()
@@ -372,8 +377,8 @@ def test_probe_columns_the_model_does_not_take_are_dropped():
         }
     )
     model = TinyClassifier()
-    from_dataset = BanditLRCallback([0.1], probe_dataset=probe)._probe_loss(model)
-    from_examples = BanditLRCallback([0.1], probe_dataset=PROBE)._probe_loss(model)
+    from_dataset = ducb_callback([0.1], probe_dataset=probe)._probe_loss(model)
+    from_examples = ducb_callback([0.1], probe_dataset=PROBE)._probe_loss(model)
     assert from_dataset == pytest.approx(from_examples, rel=1e-6)
 
 
@@ -389,7 +394,7 @@ def test_a_user_policy_instance_drives_the_run(tmp_path):
         def update(self, arm, reward):
             self._check_update(arm, reward)
 
-    bandit = BanditLRCallback([0.01, 0.1], episode_steps=2, probe_dataset=PROBE, bandit=Alternate(2))
+    bandit = ducb_callback([0.01, 0.1], episode_steps=2, probe_dataset=PROBE, bandit=Alternate(2))
     make_trainer(tmp_path, bandit, max_steps=8).train()
     assert bandit.arm_trace == [0.01, 0.1, 0.01, 0.1]
     assert bandit.state()["args"]["bandit"] is None  # not registered: carried over from the live instance on resume

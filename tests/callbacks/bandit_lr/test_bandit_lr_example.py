@@ -23,6 +23,11 @@ def test_example_help():
     assert "--episode_steps" in result.stdout and "--backtrack" in result.stdout
 
 
+def test_example_refuses_a_world_size_other_than_the_one_asked_for(tmp_path):
+    result = run_example("--output_dir", str(tmp_path), "--expected_world_size", "2", "--max_steps", "2")
+    assert result.returncode != 0 and "expected 2 processes, the launcher started 1" in result.stderr
+
+
 def test_example_trains_checkpoints_and_resumes_with_the_same_bandit(tmp_path):
     common = ["--max_steps", "20", "--episode_steps", "5", "--save_steps", "10", "--output_dir", str(tmp_path)]
     first = run_example(*common, "--backtrack")
@@ -39,13 +44,16 @@ def test_example_trains_checkpoints_and_resumes_with_the_same_bandit(tmp_path):
 
 @pytest.mark.slow
 def test_quick_benchmark_reports_every_fixed_rate_adadelta_and_the_bandit(tmp_path):
+    pytest.importorskip("schedulefree")
+    pytest.importorskip("prodigyopt")
     from hf_eff.bench import BenchSettings, write_report
-    from hf_eff.bench.bandit_lr import ARMS, run
+    from hf_eff.bench.bandit_lr import GRIDS, run
 
     report = run(BenchSettings(size="quick", output_dir=tmp_path))
-    names = [row["run"] for row in report.rows]
-    assert [f"SGD lr={arm:g}" for arm in ARMS] == [name for name in names if name.startswith("SGD")]
-    assert "Adadelta" in names and "bandit ducb" in names
-    assert report.headline.value > 0
+    names = [row["run"] for row in report.rows if row["task"] == "digits-mlp"]
+    assert [f"fixed lr={lr:g}" for lr in GRIDS["SGD"]] == [name for name in names if name.startswith("fixed")]
+    assert {"race", "schedule-free", "Adadelta", "Prodigy"} <= set(names)
+    assert {row["task"] for row in report.rows} == {"digits-mlp", "bytes-lm", "digits-cnn"}
+    assert report.headline.value > 0 and report.headline.better == "lower"
     paths = write_report(report, tmp_path)
-    assert paths["arm_trace"].exists()
+    assert paths["selector_traces"].exists()

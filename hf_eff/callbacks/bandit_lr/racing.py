@@ -1,0 +1,257 @@
+"""Racing: compare learning rates from the same starting point, keep the winner, and spend a budget-sized share
+of the run doing so. The default selector of :class:`~hf_eff.callbacks.bandit_lr.BanditLRCallback`.
+
+Why not a bandit over per-episode rewards (the paper's D-UCB)? Measured on hf_eff's benchmark, two things go wrong:
+
+- rewards of episodes played at different times are not comparable (progress per episode shrinks by orders of
+  magnitude over a run), and a small rate looks good at once because it damps gradient noise, so the statistics
+  drift toward small rates long before that is right (short-horizon bias);
+- exploration does not know the run's length: on a short run the bandit is still trying arms when it ends.
+
+Racing answers both. A *race* plays each of its candidate rates for a few steps from one snapshot (the
+episode-start snapshot backtracking already keeps) and keeps the branch with the lowest probe loss, so every
+comparison is between rates that started from the same weights at the same time, and the winner has already made
+its steps of progress. A race is only as far-sighted as its branches are long, so races are placed where their
+horizon matches the decision they make. The run is laid out from its length ``T`` (``max_steps``), the number of
+arms ``K`` and ``exploration``, the share of the steps spent on branches that are thrown away (half for the opening
+race, half for the closing ones):
+
+- an *opening race* over all arms with short branches (``look_ahead = exploration * T / (2 (K - 1))`` steps):
+  far from a minimum, progress dominates and a short look-ahead finds the largest rate that trains stably;
+- a *confirmation race* of the winner against the next smaller rate over ``check_steps``: the smaller rate takes
+  over only if the winner's loss rose (a too-large rate can look best over a few steps and blow up later);
+- *exploitation* of the winner for most of the run, in episodes of ``check_steps = max(T / 10, closing, 2
+  look_ahead)``; an episode whose probe loss rose by more than ``DIVERGENCE`` of the progress made since the start
+  is undone by the callback and the rate steps one grid notch down (no races here: measured, mid-run races of short
+  branches move to smaller rates too early, because a smaller rate lowers the loss at once by damping noise);
+- ``races`` *closing races* (default 1) near the end, between the current arm and its two neighbours on the sorted
+  grid (the current arm first, so that a tie keeps it), each with branches of ``closing = exploration * T /
+  (4 races)`` steps followed by ``closing`` steps of exploitation: the look-ahead equals the horizon left, so the
+  immediate gain of a smaller rate that biased the mid-run races is now exactly what the run needs (annealing).
+
+E.g. ``T = 300, K = 7``: an opening race of 7 x 5 steps, a confirmation race of 2 x 30, 145 steps of exploitation,
+a closing race of 3 x 15 steps and 15 final steps; 90 steps (30%) discarded (``exploration`` budgets the opening
+and closing races; the confirmation race adds one ``check_steps`` branch). Racing happens inside the run's ``max_steps`` (a discarded
+branch consumes Trainer steps and batches), so a run costs one run plus the probe evaluations, never more.
+
+These are hf_eff's choices, not the paper's (whose settings are unverified); the benchmark
+(``hf-eff bench bandit_lr``) is where they earned their place.
+"""
+
+import math
+from typing import Any
+
+from hf_eff.callbacks.bandit_lr.policies import BanditPolicy, _check_positive, register_bandit
+
+
+__all__ = ["RacingPolicy"]
+
+OPENING, CONFIRM, NEIGHBOURS = "opening", "confirm", "neighbours"
+# an exploitation episode diverged if its probe loss rose by more than this share of the progress made since the
+# run started: early on any clear rise is divergence, late in training the rate's noise is not
+DIVERGENCE = 0.25
+
+
+class RacingPolicy(BanditPolicy):
+    """Race all arms from a shared snapshot, exploit the winner, and race its neighbours again near the end.
+
+    The callback plans the run with :meth:`plan_budget` when training starts (it knows ``max_steps``), asks
+    :meth:`select` for the arm of each episode and :meth:`episode_steps` for its length, and reports each episode's
+    reward (relative decrease of the probe loss from the episode start) with :meth:`update`. While :attr:`racing`
+    is true, every episode after the first of a race must start from the race's snapshot; when a race ends,
+    :attr:`last_winner` names the branch to keep.
+
+    Args:
+        num_arms: the number of learning rates.
+        exploration: the share of the run's steps spent on discarded race branches (default 0.2).
+        look_ahead: steps per branch of the opening race; ``None`` derives it from the budget.
+        races: closing races (default ``None``: 1; fewer if the run is too short for them).
+        confirm: race the opening winner against the next smaller rate over ``check_steps`` before exploiting it.
+        seed: unused (racing is deterministic), kept for the common interface.
+    """
+
+    name = "race"
+    _state_fields = ("plan", "current", "race", "races_done", "last_winner", "stretch_left")
+    _per_arm_fields = ()
+
+    def __init__(
+        self,
+        num_arms: int,
+        *,
+        exploration: float = 0.2,
+        look_ahead: int | None = None,
+        races: int | None = None,
+        confirm: bool = True,
+        seed: int = 0,
+    ):
+        super().__init__(num_arms, seed=seed)
+        _check_positive("exploration", exploration)
+        if exploration >= 1:
+            raise ValueError(f"exploration must be in (0, 1), got {exploration!r}")
+        if look_ahead is not None and (
+            not isinstance(look_ahead, int) or isinstance(look_ahead, bool) or look_ahead < 1
+        ):
+            raise ValueError(f"look_ahead must be an int >= 1 or None, got {look_ahead!r}")
+        if races is not None and (not isinstance(races, int) or isinstance(races, bool) or races < 0):
+            raise ValueError(f"races must be an int >= 0 or None, got {races!r}")
+        self.exploration, self.look_ahead, self.races, self.confirm = (
+            float(exploration),
+            look_ahead,
+            races,
+            bool(confirm),
+        )
+        self.plan: dict[str, Any] | None = None  # set by plan_budget
+        self.current: int | None = None  # the arm being exploited (None before the opening race ends)
+        self.race: dict[str, Any] | None = None  # {"kind", "arms", "rewards"} while racing
+        self.races_done = 0
+        self.last_winner: int | None = None
+        self.stretch_left = 0  # steps left in the current exploitation stretch
+
+    def config(self) -> dict[str, Any]:
+        return {
+            "exploration": self.exploration,
+            "look_ahead": self.look_ahead,
+            "races": self.races,
+            "confirm": self.confirm,
+        }
+
+    # -- planning ----------------------------------------------------------------------------------------------
+    def plan_budget(self, total_steps: int, arm_values: list[float], look_ahead: int | None = None) -> dict[str, Any]:
+        """Lay the run out for ``total_steps`` optimizer steps over arms with these values (for their order);
+        ``look_ahead`` (the opening race's branch length) is used when the policy was built without one. Does
+        nothing if a plan exists (a resumed run keeps the original plan). Returns the plan."""
+        if self.plan is not None:
+            return self.plan
+        if len(arm_values) != self.num_arms:
+            raise ValueError(f"expected {self.num_arms} arm values, got {len(arm_values)}")
+        if not isinstance(total_steps, int) or total_steps < 1:
+            raise ValueError(f"total_steps must be a positive int (the run's max_steps), got {total_steps!r}")
+        budget = self.exploration * total_steps / 2  # discarded steps for the opening race, and for the closing ones
+        look_ahead = self.look_ahead or look_ahead or max(1, math.floor(budget / max(self.num_arms - 1, 1)))
+        look_ahead = max(1, min(look_ahead, total_steps // self.num_arms))  # the opening race fits in the run
+        races = 1 if self.races is None else self.races
+        closing = math.floor(budget / (2 * races)) if races else 0  # 2 discarded branches per closing race
+        left = total_steps - self.num_arms * look_ahead
+        while races and (closing < 1 or 4 * closing * races >= left):  # too short a run for that many races
+            races -= 1
+            closing = math.floor(budget / (2 * races)) if races else 0
+        if self.num_arms == 1:
+            races = closing = 0
+        check = max(1, closing, 2 * look_ahead, total_steps // 10)
+        # the confirmation race (opening winner vs the next smaller rate, 2 branches of `check` steps) if it fits
+        confirm = check if self.confirm and self.num_arms > 1 and left - 4 * closing * races > 3 * check else 0
+        order = sorted(range(self.num_arms), key=lambda arm: arm_values[arm])
+        # exploit the opening winner, then per closing race: 3 branches of `closing` steps, exploit `closing` steps
+        exploit_steps = [max(1, left - 4 * closing * races - 2 * confirm)] + [closing] * races
+        self.plan = {
+            "total_steps": total_steps,
+            "look_ahead": look_ahead,
+            "races": races,
+            "closing_look_ahead": closing,
+            "confirm_look_ahead": confirm,
+            "exploit_steps": exploit_steps,
+            "check_steps": check,  # exploitation episodes, after each of which the probe loss is checked
+            "order": order,
+        }
+        self.race = {"kind": OPENING, "arms": list(order), "rewards": []}
+        return self.plan
+
+    # -- the interface -----------------------------------------------------------------------------------------
+    @property
+    def racing(self) -> bool:
+        """Whether the next episode is a race branch."""
+        return self.race is not None
+
+    @property
+    def branch(self) -> int:
+        """The index of the next race branch within its race (0 for the first; meaningless when not racing)."""
+        return len(self.race["rewards"]) if self.race is not None else 0
+
+    def episode_steps(self) -> int:
+        """The length of the next episode: ``look_ahead`` for a race branch, else the exploitation stretch."""
+        self._check_planned()
+        if self.race is not None:
+            key = {OPENING: "look_ahead", CONFIRM: "confirm_look_ahead", NEIGHBOURS: "closing_look_ahead"}
+            return self.plan[key[self.race["kind"]]]
+        return min(self.plan["check_steps"], self.stretch_left)
+
+    def select(self) -> int:
+        self._check_planned()
+        if self.race is not None:
+            return self.race["arms"][len(self.race["rewards"])]
+        return self.current
+
+    def update(self, arm: int, reward: float) -> None:
+        reward = self._check_update(arm, reward)
+        self._check_planned()
+        if self.race is None:  # an exploitation episode ended
+            self.stretch_left -= self.episode_steps()
+            if self.stretch_left > 0:
+                return
+            if self.races_done < self.plan["races"]:  # the stretch is over: race the neighbours
+                self.race = {"kind": NEIGHBOURS, "arms": self._neighbours(self.current), "rewards": []}
+            self.stretch_left = self.plan["check_steps"]  # past the plan (max_steps changed?): keep checking
+            return
+        if arm != self.select():
+            raise ValueError(f"the race expected a reward for arm {self.select()}, got one for arm {arm}")
+        self.race["rewards"].append(reward)
+        if len(self.race["rewards"]) < len(self.race["arms"]):
+            return
+        rewards = self.race["rewards"]
+        best = max(range(len(rewards)), key=lambda i: (rewards[i], -i))  # ties: the earlier branch
+        if self.race["kind"] == CONFIRM and rewards[0] > 0:
+            best = 0  # the opening winner still trains stably: keep it (a short race favours the smaller rate)
+        self.current = self.last_winner = self.race["arms"][best]
+        self.stretch_left = self.plan["exploit_steps"][self.races_done + (self.race["kind"] == NEIGHBOURS)]
+        order, confirm = self.plan["order"], self.plan["confirm_look_ahead"]
+        if self.race["kind"] == OPENING and confirm:
+            if self.current != order[0]:  # confirm over a longer look-ahead against the next smaller rate
+                self.race = {
+                    "kind": CONFIRM,
+                    "arms": [self.current, order[order.index(self.current) - 1]],
+                    "rewards": [],
+                }
+                return
+            self.stretch_left += 2 * confirm  # the smallest rate won: nothing to confirm it against
+        if self.race["kind"] == NEIGHBOURS:
+            self.races_done += 1
+            # at an end of the grid a race has 2 branches, not the 3 planned: the steps saved go to exploitation
+            self.stretch_left += (3 - len(self.race["arms"])) * self.plan["closing_look_ahead"]
+        self.race = None
+
+    def step_down(self) -> None:
+        """Exploit the next smaller rate of the grid (the callback undid an episode whose loss diverged)."""
+        order = self.plan["order"]
+        self.current = order[max(order.index(self.current), 1) - 1]
+
+    def best_branch(self) -> int | None:
+        """Index (within the running race) of the best branch so far, ``None`` outside a race or before any."""
+        if self.race is None or not self.race["rewards"]:
+            return None
+        rewards = self.race["rewards"]
+        return max(range(len(rewards)), key=lambda i: (rewards[i], -i))
+
+    def arm_statistics(self) -> list[dict[str, float]]:
+        stats = [{} for _ in range(self.num_arms)]
+        if self.race is not None:
+            for arm, reward in zip(self.race["arms"], self.race["rewards"]):
+                stats[arm]["race_reward"] = reward
+        return stats
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        if self.plan is not None and sorted(self.plan.get("order", [])) != list(range(self.num_arms)):
+            raise ValueError(f"saved race plan does not cover the {self.num_arms} arms: {self.plan!r:.200}")
+
+    # -- helpers -----------------------------------------------------------------------------------------------
+    def _neighbours(self, arm: int) -> list[int]:
+        order = self.plan["order"]
+        position = order.index(arm)
+        return [arm, *(order[p] for p in (position - 1, position + 1) if 0 <= p < len(order))]
+
+    def _check_planned(self) -> None:
+        if self.plan is None:
+            raise ValueError("RacingPolicy has no plan yet: call plan_budget(total_steps, arm_values) first")
+
+
+register_bandit(RacingPolicy)

@@ -1,0 +1,197 @@
+"""The racing selector (the default): its plan and decisions on synthetic races, and in real Trainer runs that every
+branch starts from the race's snapshot, the winner's branch is what training continues from (bit for bit), and two
+processes race identically."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from test_bandit_lr_callback import PROBE, RecordLearningRates, make_trainer
+from transformers import TrainerCallback
+
+from hf_eff.callbacks.bandit_lr import BanditLRCallback, RacingPolicy, make_bandit
+from hf_eff.testing import run_distributed
+
+
+ARMS = [0.3, 0.01, 1.0, 0.1, 0.03]  # deliberately unsorted: neighbours are by value, not by index
+
+
+def play(policy: RacingPolicy, reward_of) -> list[tuple[int, int]]:
+    """Drive ``policy`` through its plan with ``reward_of(arm, step)``; returns (arm, episode length) per episode."""
+    episodes, step = [], 0
+    while step < policy.plan["total_steps"]:
+        arm, length = policy.select(), policy.episode_steps()
+        step += length
+        policy.update(arm, reward_of(arm, step))
+        episodes.append((arm, length))
+    assert step == policy.plan["total_steps"]  # the plan fills the run exactly: no race is cut off by the end
+    return episodes
+
+
+def test_the_plan_is_derived_from_the_run_length_and_the_number_of_arms():
+    policy = RacingPolicy(7)
+    plan = policy.plan_budget(300, [0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0])
+    assert (plan["look_ahead"], plan["races"], plan["closing_look_ahead"]) == (5, 1, 15)
+    assert (plan["check_steps"], plan["confirm_look_ahead"]) == (30, 30)  # checks every T/10 steps
+    assert plan["exploit_steps"] == [300 - 7 * 5 - 2 * 30 - 4 * 15, 15]
+    assert policy.plan_budget(10_000, list(range(1, 8))) is plan  # planned once; a resumed run keeps the plan
+    long = RacingPolicy(7).plan_budget(3000, list(range(1, 8)))
+    assert (long["look_ahead"], long["closing_look_ahead"]) == (50, 150)  # branches grow with the run
+    short = RacingPolicy(7).plan_budget(10, list(range(1, 8)))  # too short for a closing race
+    assert (short["look_ahead"], short["races"], short["exploit_steps"]) == (1, 0, [3])
+    assert RacingPolicy(3, races=2, exploration=0.4).plan_budget(400, [1, 2, 3])["closing_look_ahead"] == 20
+
+
+@pytest.mark.parametrize("total_steps", [7, 20, 57, 300, 1001])
+def test_every_plan_ends_exactly_with_the_run(total_steps):
+    for races in (None, 0, 2, 5):
+        policy = RacingPolicy(5, races=races)
+        policy.plan_budget(total_steps, ARMS)
+        play(policy, lambda arm, step: 0.0)
+
+
+def test_the_opening_race_picks_the_best_arm_and_the_closing_race_moves_one_grid_step():
+    policy = RacingPolicy(len(ARMS))
+    policy.plan_budget(200, ARMS)
+    # the best rate is 0.3 while training, 0.1 at the end (a short horizon favours the smaller one)
+    best = {True: ARMS.index(0.1), False: ARMS.index(0.3)}
+    late = 200 - 4 * policy.plan["closing_look_ahead"]
+
+    def reward_of(arm, step):
+        by_value = sorted(range(len(ARMS)), key=ARMS.__getitem__)
+        return -abs(by_value.index(arm) - by_value.index(best[step > late]))
+
+    episodes = play(policy, reward_of)
+    opening = [arm for arm, _ in episodes[: len(ARMS)]]
+    assert sorted(ARMS[arm] for arm in opening) == [ARMS[arm] for arm in opening]  # the grid in order of value
+    ends = [sum(length for _, length in episodes[: i + 1]) for i in range(len(episodes))]
+    confirm = [ARMS[arm] for arm, _ in episodes[len(ARMS) : len(ARMS) + 2]]
+    assert confirm == [0.3, 0.1]  # the opening winner against the next smaller rate, over a longer look-ahead
+    exploited = [arm for (arm, _), end in zip(episodes[len(ARMS) + 2 :], ends[len(ARMS) + 2 :]) if end <= late]
+    assert set(exploited) == {ARMS.index(0.3)}  # the opening winner, checked every check_steps steps
+    closing = [ARMS[arm] for (arm, _), end in zip(episodes, ends) if end > late][:3]
+    assert closing == [0.3, 0.1, 1.0]  # current first, then its neighbours by value
+    assert episodes[-1] == (ARMS.index(0.1), policy.plan["closing_look_ahead"])  # the run ends on the winner
+    assert policy.current == policy.last_winner == ARMS.index(0.1)
+
+
+def test_the_confirmation_race_keeps_a_winner_that_still_trains_stably():
+    for winner_reward, kept in ((0.1, 1.0), (-0.1, 0.3)):
+        policy = RacingPolicy(3)
+        policy.plan_budget(300, [0.1, 0.3, 1.0])
+        for arm in range(3):
+            policy.update(arm, {0: 0.0, 1: 0.1, 2: 0.2}[arm])  # the opening race: 1.0 wins
+        assert policy.select() == 2 and policy.episode_steps() == policy.plan["confirm_look_ahead"]
+        policy.update(2, winner_reward)
+        policy.update(1, 0.5)  # the smaller rate looks better over a short horizon (damped noise)
+        assert [0.1, 0.3, 1.0][policy.current] == kept
+
+
+def test_ties_keep_the_earlier_branch_and_the_state_round_trips_through_json():
+    policy = make_bandit("race", len(ARMS), races=2)
+    policy.plan_budget(300, ARMS)
+    for _ in range(len(ARMS)):
+        policy.update(policy.select(), 0.5)  # all tied: the first branch, the smallest rate, wins
+    assert policy.current == ARMS.index(0.01)
+    clone = make_bandit("race", len(ARMS), **policy.config())
+    clone.load_state_dict(json.loads(json.dumps(policy.state_dict())))
+    assert clone.state_dict() == policy.state_dict()
+    assert (clone.select(), clone.episode_steps()) == (policy.select(), policy.episode_steps())
+    with pytest.raises(ValueError, match="plan_budget"):
+        RacingPolicy(2).select()
+    with pytest.raises(ValueError, match="exploration must be in"):
+        RacingPolicy(2, exploration=1.5)
+    with pytest.raises(ValueError, match="look_ahead"):
+        RacingPolicy(2, look_ahead=0)
+    policy = RacingPolicy(2)
+    policy.plan_budget(100, [1.0, 2.0])
+    with pytest.raises(ValueError, match="expected a reward for arm 0"):
+        policy.update(1, 0.1)
+
+
+def test_racing_needs_the_probe_loss():
+    with pytest.raises(ValueError, match="reward='probe_loss'"):
+        BanditLRCallback([0.1, 0.2], reward="train_loss")
+
+
+class RecordBranches(TrainerCallback):
+    """Weights at the start of every episode and just before each race branch is scored."""
+
+    def __init__(self, bandit: BanditLRCallback):
+        self.bandit, self.starts, self.ends = bandit, [], []
+
+    def on_step_begin(self, args, state, control, model=None, **kwargs):
+        if self.bandit.steps_in_episode == 0:
+            self.starts.append(_weights(model))
+
+    def on_step_end(self, args, state, control, model=None, **kwargs):
+        # runs before the bandit's own on_step_end (added to the Trainer first): the branch's end weights
+        if self.bandit.steps_in_episode + 1 == self.bandit.episode_length:
+            self.ends.append(_weights(model))
+
+
+def _weights(model) -> dict[str, torch.Tensor]:
+    return {name: tensor.detach().clone() for name, tensor in model.state_dict().items()}
+
+
+def _same(a, b) -> bool:
+    return all(torch.equal(a[name], b[name]) for name in a)
+
+
+def test_branches_start_from_the_race_snapshot_and_training_continues_from_the_winner(tmp_path):
+    bandit = BanditLRCallback([0.01, 0.1, 0.5, 40.0], probe_dataset=PROBE, seed=1)
+    recorder = RecordBranches(bandit)
+    trainer = make_trainer(tmp_path, recorder, bandit, max_steps=60)
+    trainer.train()
+    plan = bandit.policy.plan
+    assert plan["races"] == 1 and plan["look_ahead"] >= 1
+    history = bandit.history
+    races = []  # episode indices of each race, in order: opening, confirmation (unless 0.01 won), closing
+    for i, record in enumerate(history):
+        if record.get("branch") == 0:
+            races.append([])
+        if record.get("branch") is not None:
+            races[-1].append(i)
+    opening_winner = history[races[0][-1] + 1]["arm_value"] if len(races) == 2 else history[races[1][0]]["arm_value"]
+    assert [len(race) for race in races] == ([4, 2, 3] if opening_winner != 0.01 else [4, 3])
+    assert history[races[-1][0]]["global_step"] > 60 - 4 * plan["closing_look_ahead"]
+    for race in races:
+        assert all(_same(recorder.starts[race[0]], recorder.starts[i]) for i in race)  # one snapshot per race
+        rewards = [history[i]["reward"] for i in race]
+        winner = race[rewards.index(max(rewards))]
+        assert [history[i]["kept"] for i in race] == [i == winner for i in race]
+        assert _same(recorder.starts[race[-1] + 1], recorder.ends[winner])  # the winner's branch, bit for bit
+    assert history[races[0][-1]]["arm_value"] == 40.0 and not history[races[0][-1]]["kept"]  # diverged, dropped
+    assert history[-1]["global_step"] == 60 and history[-1].get("branch") is None  # the run ends exploiting
+
+
+def test_learning_rate_follows_the_branch_played_and_the_schedule_the_global_step(tmp_path):
+    bandit = BanditLRCallback([0.5, 1.0, 2.0], mode="multiplier", probe_dataset=PROBE, seed=0)
+    recorder = RecordLearningRates(bandit)
+    trainer = make_trainer(tmp_path, bandit, recorder, lr_scheduler_type="linear", max_steps=40)
+    trainer.train()
+    for step, lrs, multiplier in recorder.steps:  # the linear decay counts every step, discarded branches too
+        assert lrs[0] == pytest.approx(multiplier * 0.1 * (1 - (step - 1) / 40), rel=1e-9), step
+
+
+def _distributed_worker(tmp_dir: str):
+    import torch.distributed as dist
+
+    bandit = BanditLRCallback([0.01, 0.05, 0.2, 50.0], probe_dataset=PROBE, probe_batch_size=16, seed=2)
+    trainer = make_trainer(Path(tmp_dir), bandit, max_steps=40, per_device_train_batch_size=8)
+    trainer.train()
+    return {
+        "rank": dist.get_rank(),
+        "history": bandit.history,
+        "weights": [tensor.clone() for tensor in trainer.model.state_dict().values()],
+    }
+
+
+@pytest.mark.multiprocess
+def test_two_processes_race_identically(tmp_path):
+    rank0, rank1 = run_distributed(_distributed_worker, str(tmp_path), world_size=2)
+    assert (rank0["rank"], rank1["rank"]) == (0, 1)
+    assert rank0["history"] == rank1["history"]  # arms, probe losses (all-reduced), winners: bit for bit
+    assert sum(record.get("kept", False) for record in rank0["history"]) >= 2  # opening (confirm) and closing race
+    assert all(torch.equal(a, b) for a, b in zip(rank0["weights"], rank1["weights"]))
