@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.distributed.fsdp import FSDPModule
 from transformers import AutoModelForCausalLM, PreTrainedModel, Trainer
 from transformers.trainer import TRAINING_ARGS_NAME
 
@@ -178,7 +179,9 @@ class SparsePretrainer(Trainer):
         plugin = self.accelerator.state.fsdp_plugin if self.is_fsdp_enabled else None
         sharded = plugin is not None and "SHARDED_STATE_DICT" in str(plugin.state_dict_type)
         consolidate = sharded and not _internal_call
-        with _full_state_dict(plugin) if consolidate else contextlib.nullcontext():
+        if consolidate:
+            self._save_consolidated(output_dir)
+        else:
             super().save_model(output_dir, _internal_call)  # weights through model.save_pretrained: masks too
         report = self.flops_report()  # on every rank: a collective when the weights are sharded
         if not self.args.should_save:
@@ -191,6 +194,32 @@ class SparsePretrainer(Trainer):
         # SPDF checkpoint holds safetensors only (Trainer never reads that file back)
         Path(output_dir, TRAINING_ARGS_NAME).unlink(missing_ok=True)
         self.sparse_model_card(report).save(os.path.join(output_dir, "README.md"))
+
+    def _save_consolidated(self, output_dir: str) -> None:
+        """Gather FSDP2 shards into one dense-format checkpoint (masks beside it) written by rank 0.
+
+        transformers' ``save_pretrained`` inspects the sharded parameters of an FSDP2 module with collectives,
+        which hangs when only rank 0 saves; the gathered weights are saved through a plain copy of the model
+        built on the meta device instead (no memory besides the gathered tensors).
+        """
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+        # every rank takes part; rank 0 receives full CPU tensors
+        state_dict = get_model_state_dict(self.model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+        if not self.args.should_save:
+            return
+        plain_class = next(
+            c for c in type(self.model).__mro__ if issubclass(c, PreTrainedModel) and not issubclass(c, FSDPModule)
+        )
+        with torch.device("meta"):
+            plain = plain_class(self.model.config)
+        plain.load_state_dict(state_dict, assign=True)
+        plain.tie_weights()
+        plain.generation_config = self.model.generation_config
+        carry_masks(plain, self.mask_manager)
+        plain.save_pretrained(output_dir)
+        if self.processing_class is not None:
+            self.processing_class.save_pretrained(output_dir)
 
     def _load_from_checkpoint(self, resume_from_checkpoint: str, model: nn.Module | None = None) -> None:
         super()._load_from_checkpoint(resume_from_checkpoint, model)
@@ -246,17 +275,6 @@ class SparsePretrainer(Trainer):
             # sharded weights need every rank to measure sparsity; reuse the figure save_model just measured
             report = self._last_report if self.mask_manager.is_sharded else None
             self.sparse_model_card(report).save(os.path.join(self.args.output_dir, "README.md"))
-
-
-@contextlib.contextmanager
-def _full_state_dict(fsdp_plugin):
-    """Let accelerate gather a full state dict (for a consolidated ``save_pretrained``) instead of shards."""
-    previous = fsdp_plugin.state_dict_type
-    fsdp_plugin.set_state_dict_type("FULL_STATE_DICT")
-    try:
-        yield
-    finally:
-        fsdp_plugin.set_state_dict_type(previous)
 
 
 def _detach_manager(model: nn.Module) -> StaticMaskManager | None:
