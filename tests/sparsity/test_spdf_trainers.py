@@ -164,3 +164,69 @@ def test_trainer_argument_errors(tmp_path, lm_dataset):
         SparsePretrainer(args=_args(tmp_path))
     with pytest.raises(TypeError, match="PreTrainedModel"):
         DenseFinetuneTrainer(model=torch.nn.Linear(2, 2), args=_args(tmp_path))
+
+
+def test_model_save_pretrained_carries_the_masks_and_densify_finds_them(tmp_path, lm_dataset):
+    trainer = SparsePretrainer(
+        model=tiny_gpt2(),
+        args=_args(tmp_path, max_steps=2),
+        train_dataset=lm_dataset,
+        sparsity_config=SparsityConfig(0.5),
+    )
+    trainer.train()
+    trainer.model.save_pretrained(tmp_path / "plain")  # the usual save, not the trainer's
+    masks, config, tokens = load_masks(tmp_path / "plain")
+    assert config == SparsityConfig(0.5) and tokens == trainer.tokens_seen == 2 * 8 * 16
+    assert all(torch.equal(masks[n], trainer.mask_manager.masks[n]) for n in masks)
+    # from_pretrained + DenseFinetuneTrainer: the masks are found next to the weights the model came from
+    model = AutoModelForCausalLM.from_pretrained(tmp_path / "plain")
+    assert _zeros_held(model, masks)
+    fine = DenseFinetuneTrainer(model=model, args=_args(tmp_path / "ft", max_steps=2), train_dataset=lm_dataset)
+    assert fine.revived_fraction() == 0.0
+    fine.train()
+    assert fine.revived_fraction() > 0.5
+    # after the sparse-to-dense switch the model saves without masks again
+    trainer.densify().save_pretrained(tmp_path / "dense")
+    assert not (tmp_path / "dense" / MASKS_FILENAME).exists()
+
+
+@pytest.mark.parametrize("stage", [0, 1, 2, 3])
+def test_deepspeed_is_refused_at_train_start(tmp_path, lm_dataset, stage):
+    """DeepSpeed steps its own flat fp32 copies, bypassing the hooks; it is detected from the trainer's arguments and
+    accelerator state, without importing deepspeed (not installed here)."""
+    from types import SimpleNamespace
+
+    trainer = SparsePretrainer(model=tiny_gpt2(), args=_args(tmp_path), train_dataset=lm_dataset)
+    before = {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
+    # what TrainingArguments(deepspeed=...) and accelerate set up when deepspeed is installed
+    object.__setattr__(trainer.args, "deepspeed", {"zero_optimization": {"stage": stage}})
+    with pytest.raises(ValueError, match=rf"DeepSpeed \(ZeRO stage {stage}\) is not supported.*FSDP2"):
+        trainer.train()
+    assert all(torch.equal(p, before[n]) for n, p in trainer.model.named_parameters())  # nothing trained
+    object.__setattr__(trainer.args, "deepspeed", None)
+    trainer.is_deepspeed_enabled = True
+    trainer.accelerator.state.deepspeed_plugins = {"default": SimpleNamespace(zero_stage=stage, selected=True)}
+    with pytest.raises(ValueError, match="DeepSpeed"):
+        trainer.train()
+
+
+def test_adafactor_keeps_the_masks(tmp_path, lm_dataset):
+    """transformers' Adafactor (factored second moments, first moment on), given by the user: the hooks still go on."""
+    from transformers.optimization import Adafactor
+
+    model = tiny_gpt2()
+    optimizer = Adafactor(
+        model.parameters(), lr=1e-2, beta1=0.9, weight_decay=0.1, relative_step=False, scale_parameter=False
+    )
+    trainer = SparsePretrainer(
+        model=model,
+        args=_args(tmp_path),
+        train_dataset=lm_dataset,
+        sparsity_config=SparsityConfig(0.75),
+        optimizers=(optimizer, None),
+    )
+    trainer.train()
+    manager = trainer.mask_manager
+    assert manager.leaked() == 0 and manager.held_sparsity() == pytest.approx(0.75)
+    for name, param in manager.params.items():
+        assert torch.count_nonzero(optimizer.state[param]["exp_avg"][~manager.masks[name]]) == 0
