@@ -13,8 +13,11 @@ from transformers import PreTrainedModel
 def generate_completions(model: PreTrainedModel, tokenizer, prompts: list[str], max_new_tokens: int = 96) -> list[str]:
     """Greedy completion of each ``prompt + "\\n"``, stopped at the first newline or end-of-text.
 
-    One prompt at a time (no padding), so a completion never depends on the other prompts of a batch.
+    One prompt at a time (no padding), so a completion never depends on the other prompts of a batch. Prompt and
+    completion share the model's context: at most half of it is generated, and a longer prompt keeps its end.
     """
+    context = model.config.max_position_embeddings
+    max_new_tokens = min(max_new_tokens, context // 2)
     newline = tokenizer("\n", add_special_tokens=False)["input_ids"]
     stop = [tokenizer.eos_token_id, *newline[-1:]]
     device = next(model.parameters()).device
@@ -24,7 +27,7 @@ def generate_completions(model: PreTrainedModel, tokenizer, prompts: list[str], 
     with torch.no_grad():
         for prompt in prompts:
             ids = tokenizer(prompt + "\n", add_special_tokens=False, return_tensors="pt")["input_ids"].to(device)
-            ids = ids[:, -(model.config.max_position_embeddings - max_new_tokens) :]  # room for the completion
+            ids = ids[:, -(context - max_new_tokens) :]  # room for the completion
             out = model.generate(
                 input_ids=ids,
                 attention_mask=torch.ones_like(ids),
