@@ -24,5 +24,7 @@ def test_generated_completions_stop_at_the_first_line():
     torch.manual_seed(0)
     model = AutoModelForCausalLM.from_config(gpt2_config(1, 16, 2, 64, len(tokenizer)))
     completions = generate_completions(model, tokenizer, ["f(x)", "g(a, b=1)"], max_new_tokens=12)
+    # a prompt longer than the context keeps its end; at most half of the context is generated
+    assert len(generate_completions(model, tokenizer, ["x" * 100], max_new_tokens=96)[0].encode()) <= 32
     assert len(completions) == 2 and all(isinstance(c, str) and "\n" not in c for c in completions)
     assert completions == generate_completions(model, tokenizer, ["f(x)", "g(a, b=1)"], max_new_tokens=12)  # greedy

@@ -3,6 +3,9 @@ saved beside sharded checkpoints, restored on resume, and written with the conso
 
 import pytest
 import torch
+import torch.distributed.fsdp  # noqa: F401  (imported once here, not in every forked rank)
+import transformers.trainer  # noqa: F401
+from transformers import GPT2Config, GPT2LMHeadModel
 
 from hf_eff.sparsity import SparsityConfig
 from hf_eff.testing import run_distributed
@@ -14,8 +17,6 @@ CONFIG = SparsityConfig(0.75, seed=3)
 
 
 def _model():
-    from transformers import GPT2Config, GPT2LMHeadModel
-
     torch.manual_seed(0)
     return GPT2LMHeadModel(GPT2Config(**TINY))
 
@@ -122,8 +123,6 @@ def _fsdp_trainer(output_dir: str, sparsity_config: SparsityConfig, model_seed: 
         },
     )
     torch.manual_seed(model_seed)
-    from transformers import GPT2Config, GPT2LMHeadModel
-
     trainer = SparsePretrainer(
         model=GPT2LMHeadModel(GPT2Config(**TINY)),
         args=args,
