@@ -35,13 +35,13 @@ QUICK = {
 }
 FULL = {
     "sizes": [(2, 64, 4), (3, 96, 4), (4, 128, 4)],
-    "tokens_per_param": 2.0,
+    "tokens_per_param": 1.0,
     "seq_len": 128,
     "batch_size": 16,
-    "finetune_steps": 150,
+    "finetune_steps": 100,
     "max_chars": None,
     "max_eval_blocks": 128,
-    "generation_prompts": 64,
+    "generation_prompts": 48,
     "timing_repeats": 30,
 }
 SPARSITIES = (0.0, 0.5, 0.75)

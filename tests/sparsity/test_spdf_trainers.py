@@ -1,4 +1,5 @@
 import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -230,3 +231,31 @@ def test_adafactor_keeps_the_masks(tmp_path, lm_dataset):
     assert manager.leaked() == 0 and manager.held_sparsity() == pytest.approx(0.75)
     for name, param in manager.params.items():
         assert torch.count_nonzero(optimizer.state[param]["exp_avg"][~manager.masks[name]]) == 0
+
+
+def test_model_push_to_hub_uploads_the_masks(tmp_path, lm_dataset, monkeypatch):
+    """``model.push_to_hub`` (not the trainer's) saves through the hooked ``save_pretrained``; the Hub is a capture."""
+    from types import SimpleNamespace
+
+    import huggingface_hub
+    from huggingface_hub import CommitOperationAdd, HfApi
+    from safetensors.torch import load
+
+    uploaded = {}
+
+    def create_commit(self, repo_id, operations, **kwargs):
+        for op in operations:
+            assert isinstance(op, CommitOperationAdd)
+            source = op.path_or_fileobj
+            uploaded[op.path_in_repo] = Path(source).read_bytes() if isinstance(source, (str, Path)) else source
+        return SimpleNamespace(commit_url="https://hub.invalid/x", oid="0" * 40, pr_url=None)
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_DISABLE_XET", True)
+    monkeypatch.setattr(HfApi, "create_repo", lambda self, repo_id, **kwargs: SimpleNamespace(repo_id=repo_id))
+    monkeypatch.setattr(HfApi, "create_commit", create_commit)
+    trainer = SparsePretrainer(model=tiny_gpt2(), args=_args(tmp_path, max_steps=1), train_dataset=lm_dataset)
+    trainer.train()
+    trainer.model.push_to_hub("someone/sparse-gpt")
+    assert "model.safetensors" in uploaded and MASKS_FILENAME in uploaded
+    masks = load(uploaded[MASKS_FILENAME])
+    assert all(torch.equal(masks[n].bool(), trainer.mask_manager.masks[n]) for n in trainer.mask_manager.masks)
