@@ -195,8 +195,6 @@ def test_model_save_pretrained_carries_the_masks_and_densify_finds_them(tmp_path
 def test_deepspeed_is_refused_at_train_start(tmp_path, lm_dataset, stage):
     """DeepSpeed steps its own flat fp32 copies, bypassing the hooks; it is detected from the trainer's arguments and
     accelerator state, without importing deepspeed (not installed here)."""
-    from types import SimpleNamespace
-
     trainer = SparsePretrainer(model=tiny_gpt2(), args=_args(tmp_path), train_dataset=lm_dataset)
     before = {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
     # what TrainingArguments(deepspeed=...) and accelerate set up when deepspeed is installed
@@ -205,9 +203,8 @@ def test_deepspeed_is_refused_at_train_start(tmp_path, lm_dataset, stage):
         trainer.train()
     assert all(torch.equal(p, before[n]) for n, p in trainer.model.named_parameters())  # nothing trained
     object.__setattr__(trainer.args, "deepspeed", None)
-    trainer.is_deepspeed_enabled = True
-    trainer.accelerator.state.deepspeed_plugins = {"default": SimpleNamespace(zero_stage=stage, selected=True)}
-    with pytest.raises(ValueError, match="DeepSpeed"):
+    trainer.is_deepspeed_enabled = True  # what Trainer reads from accelerate's state (e.g. `accelerate launch` + DS)
+    with pytest.raises(ValueError, match=r"DeepSpeed \(ZeRO stage \?\)"):
         trainer.train()
 
 
@@ -259,3 +256,16 @@ def test_model_push_to_hub_uploads_the_masks(tmp_path, lm_dataset, monkeypatch):
     assert "model.safetensors" in uploaded and MASKS_FILENAME in uploaded
     masks = load(uploaded[MASKS_FILENAME])
     assert all(torch.equal(masks[n].bool(), trainer.mask_manager.masks[n]) for n in trainer.mask_manager.masks)
+
+
+def test_fsdp1_is_refused_at_train_start(tmp_path, lm_dataset):
+    from types import SimpleNamespace
+
+    trainer = SparsePretrainer(model=tiny_gpt2(), args=_args(tmp_path), train_dataset=lm_dataset)
+    trainer.is_fsdp_enabled = True
+    trainer.accelerator.state.fsdp_plugin = SimpleNamespace(fsdp_version=1)
+    try:
+        with pytest.raises(ValueError, match="FSDP1 is not supported.*fsdp_version': 2"):
+            trainer.train()
+    finally:
+        trainer.accelerator.state.fsdp_plugin = None  # the state is shared by every Accelerator of this process
