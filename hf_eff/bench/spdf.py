@@ -23,14 +23,14 @@ from hf_eff.bench.report import BenchReport, Headline
 
 # sizes: (n_layer, n_embd, n_head); every size pre-trains on tokens_per_param tokens per parameter
 QUICK = {
-    "sizes": [(1, 32, 2), (2, 48, 4), (2, 64, 4)],
-    "tokens_per_param": 0.5,
-    "seq_len": 64,
+    "sizes": [(1, 32, 2), (1, 48, 2), (2, 64, 4)],
+    "tokens_per_param": 0.25,
+    "seq_len": 32,
     "batch_size": 8,
-    "finetune_steps": 30,
-    "max_chars": 400_000,
-    "max_eval_blocks": 32,
-    "generation_prompts": 16,
+    "finetune_steps": 10,
+    "max_chars": 100_000,
+    "max_eval_blocks": 8,
+    "generation_prompts": 4,
     "timing_repeats": 0,  # not measured: too few repeats to be reliable
 }
 FULL = {
