@@ -4,7 +4,7 @@ import pytest
 
 
 @pytest.mark.slow
-def test_quick_benchmark_reports_every_row(tmp_path):
+def test_quick_benchmark_reports_every_row(tmp_path, single_thread):
     from hf_eff.bench import BenchSettings, write_report
     from hf_eff.bench.spdf import QUICK, run
 
