@@ -1,105 +1,127 @@
 """SPDF end to end: sparse pre-training of a small GPT-2, dense fine-tuning on another domain, evaluation.
 
-    python examples/spdf/run_spdf.py --sparsity 0.75
-    accelerate launch examples/spdf/run_spdf.py --sparsity 0.75            # any number of processes / GPUs
+Every ``TrainingArguments`` flag configures the sparse pre-training (``--max_steps``, ``--learning_rate``,
+``--per_device_train_batch_size``, ``--fsdp``, ...); fine-tuning reuses them with its own ``--finetune_*`` values.
+
+    python examples/spdf/run_spdf.py --sparsity 0.75 --output_dir spdf_run
+    # two real CPU processes (one DDP group; `accelerate launch --cpu --num_processes 2` would start ONE):
+    torchrun --nproc_per_node 2 examples/spdf/run_spdf.py --sparsity 0.75 --output_dir spdf_run \\
+        --expected_world_size 2
+    # FSDP2 on GPUs (accelerate enables FSDP on accelerators only; on a CPU it falls back to DDP):
+    torchrun --nproc_per_node 8 examples/spdf/run_spdf.py --output_dir spdf_run --expected_world_size 8 \\
+        --fsdp true --fsdp_config '{"fsdp_version": 2, "transformer_layer_cls_to_wrap": ["GPT2Block"]}'
 
 Offline by default: pre-training on Python standard-library docstrings, fine-tuning on numpy / scikit-learn / torch
 docstrings (``hf_eff.data``), with a byte-level tokenizer built locally. ``--pretrain_dataset`` and
-``--finetune_dataset`` also take a local path or a Hugging Face dataset id with a ``text`` column.
+``--finetune_dataset`` also take a local path or a Hugging Face dataset id with a ``text`` column, or
+``docstring-summaries`` (signature -> summary). On a CPU-only machine ``use_cpu`` is set for you: without it
+torchrun's processes would not form one process group.
 """
 
-import argparse
+import dataclasses
 import json
 import math
 import os
+import sys
+from dataclasses import dataclass, field
 
 import torch
-from transformers import AutoModelForCausalLM, TrainingArguments, default_data_collator
+from transformers import AutoModelForCausalLM, HfArgumentParser, TrainingArguments, default_data_collator
 
 from hf_eff import DenseFinetuneTrainer, SparsePretrainer, SparsityConfig, training_flops
 from hf_eff.data.tokenization import byte_level_tokenizer
 from hf_eff.sparsity.recipe import gpt2_config, lm_blocks
 
 
-def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sparsity", type=float, default=0.75)
-    parser.add_argument("--n_layer", type=int, default=4)
-    parser.add_argument("--n_embd", type=int, default=192)
-    parser.add_argument("--n_head", type=int, default=6)
-    parser.add_argument("--seq_len", type=int, default=128)
-    parser.add_argument("--batch_size", type=int, default=16, help="per device")
-    parser.add_argument("--pretrain_dataset", default="python-stdlib-docs")
-    parser.add_argument("--finetune_dataset", default="python-scientific-docs")
-    parser.add_argument("--pretrain_steps", type=int, default=1000)
-    parser.add_argument("--finetune_steps", type=int, default=300)
-    parser.add_argument("--max_chars", type=int, default=None, help="cut each training corpus (quick tries)")
-    parser.add_argument("--output_dir", default="spdf_example")
-    parser.add_argument("--seed", type=int, default=0)
-    return parser.parse_args()
+@dataclass
+class SPDFScriptArguments:
+    """Model, data, sparsity and fine-tuning settings; the pre-training run is configured by TrainingArguments."""
+
+    sparsity: float = field(default=0.75, metadata={"help": "fraction of every block matrix held at zero"})
+    distribution: str = field(default="uniform", metadata={"help": "'uniform' (the paper) or 'erk'"})
+    n_layer: int = field(default=4, metadata={"help": "GPT-2 blocks"})
+    n_embd: int = field(default=192, metadata={"help": "GPT-2 width"})
+    n_head: int = field(default=6, metadata={"help": "attention heads"})
+    seq_len: int = field(default=128, metadata={"help": "tokens per packed block"})
+    pretrain_dataset: str = field(default="python-stdlib-docs", metadata={"help": "corpus, task, path or HF id"})
+    finetune_dataset: str = field(default="python-scientific-docs", metadata={"help": "corpus, task, path or HF id"})
+    max_chars: int | None = field(default=None, metadata={"help": "cut each training corpus (quick tries)"})
+    finetune_steps: int = field(default=300, metadata={"help": "dense fine-tuning optimizer steps"})
+    finetune_learning_rate: float = field(default=5e-4, metadata={"help": "peak LR of dense fine-tuning"})
+    finetune_warmup_steps: float = field(default=0.1, metadata={"help": "warm-up at the sparse-to-dense switch"})
+    expected_world_size: int | None = field(default=None, metadata={"help": "fail unless this many processes run"})
 
 
-def main() -> None:
-    args = parse_args()
+def parse(argv: list[str] | None = None) -> tuple[SPDFScriptArguments, TrainingArguments]:
+    parser = HfArgumentParser((SPDFScriptArguments, TrainingArguments))
+    # the Cerebras GPT-3 sparse pre-training recipe: AdamW (0.9, 0.95), weight decay 0.1, clip 1.0, cosine
+    defaults = [
+        "--output_dir", "spdf_example", "--max_steps", "1000", "--learning_rate", "2e-3",
+        "--per_device_train_batch_size", "16", "--lr_scheduler_type", "cosine", "--warmup_steps", "0.1",
+        "--weight_decay", "0.1", "--adam_beta2", "0.95", "--max_grad_norm", "1.0", "--logging_steps", "50",
+        "--report_to", "none", "--save_strategy", "no",
+    ]  # fmt: skip
+    if not torch.cuda.is_available():
+        defaults += ["--use_cpu", "true"]  # joins torchrun processes into one gloo group on CPU
+    argv = list(sys.argv[1:] if argv is None else argv)
+    script_args, training_args = parser.parse_args_into_dataclasses(defaults + argv)  # the command line wins
+    launched = int(os.environ.get("WORLD_SIZE", "1"))
+    expected = script_args.expected_world_size or launched
+    if training_args.world_size != expected or launched != expected:
+        raise SystemExit(
+            f"expected {expected} processes, the launcher started {launched} and the Trainer joined "
+            f"{training_args.world_size}; use torchrun --nproc_per_node N (accelerate launch --cpu starts one)"
+        )
+    return script_args, training_args
+
+
+def main(argv: list[str] | None = None) -> dict:
+    script_args, pretrain_args = parse(argv)
     tokenizer = byte_level_tokenizer()
-    pretrain_data = lm_blocks(args.pretrain_dataset, tokenizer, args.seq_len, args.seed, args.max_chars)
-    finetune_data = lm_blocks(args.finetune_dataset, tokenizer, args.seq_len, args.seed, args.max_chars)
+    seed, seq_len = pretrain_args.seed, script_args.seq_len
+    pretrain_data = lm_blocks(script_args.pretrain_dataset, tokenizer, seq_len, seed, script_args.max_chars)
+    finetune_data = lm_blocks(script_args.finetune_dataset, tokenizer, seq_len, seed, script_args.max_chars)
     config = gpt2_config(
-        args.n_layer,
-        args.n_embd,
-        args.n_head,
-        args.seq_len,
+        script_args.n_layer,
+        script_args.n_embd,
+        script_args.n_head,
+        seq_len,
         len(tokenizer),
         bos_token_id=tokenizer.eos_token_id,
         eos_token_id=tokenizer.eos_token_id,
     )
-    common = {
-        "per_device_train_batch_size": args.batch_size,
-        "lr_scheduler_type": "cosine",
-        "max_grad_norm": 1.0,
-        "logging_steps": 50,
-        "report_to": "none",
-        "seed": args.seed,
-        "save_strategy": "no",
-        # on a CPU-only machine, use_cpu=True is what makes `accelerate launch` processes one DDP group
-        "use_cpu": not torch.cuda.is_available(),
-    }
 
-    # 1. sparse pre-training (AdamW 0.9/0.95, weight decay 0.1, as in the Cerebras GPT-3 sparsity configs)
-    sparse_dir = os.path.join(args.output_dir, "sparse")
+    # 1. sparse pre-training
+    sparse_dir = os.path.join(pretrain_args.output_dir, "sparse")
+    pretrain_args = dataclasses.replace(pretrain_args, output_dir=sparse_dir)
     pretrainer = SparsePretrainer(
         model=AutoModelForCausalLM.from_config(config),
-        args=TrainingArguments(
-            output_dir=sparse_dir,
-            max_steps=args.pretrain_steps,
-            learning_rate=2e-3,
-            warmup_steps=0.1,
-            weight_decay=0.1,
-            adam_beta2=0.95,
-            **common,
-        ),
+        args=pretrain_args,
         train_dataset=pretrain_data["train"],
         eval_dataset=pretrain_data["validation"],
         data_collator=default_data_collator,
         processing_class=tokenizer,
-        sparsity_config=SparsityConfig(sparsity=args.sparsity, seed=args.seed),
+        sparsity_config=SparsityConfig(script_args.sparsity, script_args.distribution, seed=seed),
     )
-    pretrainer.train()
+    pretrainer.train(resume_from_checkpoint=pretrain_args.resume_from_checkpoint)
     pretrain_loss = pretrainer.evaluate()["eval_loss"]
     pretrainer.save_model(sparse_dir)  # dense-format weights + sparsity_masks.safetensors + model card
     pretrainer.accelerator.wait_for_everyone()
 
     # 2. dense fine-tuning: masks removed, fresh optimizer, zeroed weights learn from 0 (with a warm-up)
+    finetune_args = dataclasses.replace(
+        pretrain_args,
+        output_dir=os.path.join(os.path.dirname(sparse_dir), "dense"),
+        max_steps=script_args.finetune_steps,
+        learning_rate=script_args.finetune_learning_rate,
+        warmup_steps=script_args.finetune_warmup_steps,
+        weight_decay=0.01,
+        adam_beta2=0.999,
+        resume_from_checkpoint=None,
+    )
     finetuner = DenseFinetuneTrainer(
         model=sparse_dir,
-        args=TrainingArguments(
-            output_dir=os.path.join(args.output_dir, "dense"),
-            max_steps=args.finetune_steps,
-            learning_rate=5e-4,
-            warmup_steps=0.1,
-            weight_decay=0.01,
-            **common,
-        ),
+        args=finetune_args,
         train_dataset=finetune_data["train"],
         eval_dataset=finetune_data["validation"],
         data_collator=default_data_collator,
@@ -109,9 +131,10 @@ def main() -> None:
     finetune_loss = finetuner.evaluate()["eval_loss"]
     finetuner.save_model()
 
-    flops = training_flops(config, args.sparsity, pretrainer.tokens_seen, args.seq_len)
+    flops = training_flops(config, script_args.sparsity, pretrainer.tokens_seen, seq_len)
     result = {
-        "sparsity": args.sparsity,
+        "sparsity": script_args.sparsity,
+        "world_size": pretrain_args.world_size,
         "pretrain_eval_loss": pretrain_loss,
         "pretrain_flops_reduction_theoretical": flops.reduction,
         "finetune_eval_loss": finetune_loss,
@@ -120,8 +143,9 @@ def main() -> None:
     }
     if finetuner.is_world_process_zero():
         print(json.dumps(result, indent=2))
-        with open(os.path.join(args.output_dir, "results.json"), "w") as handle:
+        with open(os.path.join(os.path.dirname(sparse_dir), "results.json"), "w") as handle:
             json.dump(result, handle, indent=2)
+    return result
 
 
 if __name__ == "__main__":

@@ -2,10 +2,12 @@
 
 - :class:`SparsityConfig` (``config.py``): how much and which weights are masked.
 - ``targets.py``: the paper's sparsified matrices per architecture.
-- ``masks.py``: drawing exact-count static masks and :class:`StaticMaskManager`, which enforces them.
+- ``masks.py``: drawing exact-count static masks and :class:`StaticMaskManager`, which enforces them (also on
+  FSDP2-sharded ``DTensor`` parameters).
 - ``checkpointing.py``: masks as safetensors next to the weights.
 - :func:`training_flops` (``flops.py``): the analytic FLOP accountant.
 - :class:`SparsePretrainer` / :class:`DenseFinetuneTrainer` (``trainers.py``): the two ``Trainer`` subclasses.
+- ``downstream.py``: greedy completions scored with ROUGE-L / exact match (the benchmark's generation metric).
 - ``recipe.py``: the end-to-end pre-train / fine-tune / evaluate run behind ``hf-eff spdf`` and the benchmark.
 
 Names are imported lazily so that the config and FLOP accountant do not pull in ``transformers.Trainer``.

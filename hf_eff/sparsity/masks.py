@@ -2,11 +2,18 @@
 
 One training step with a :class:`StaticMaskManager` attached:
 
-1. backward: a tensor hook on every sparse parameter replaces the gradient's masked entries by 0 (with
-   ``torch.where``, so a NaN/Inf in a dead position cannot leak), before gradient clipping sees it;
+1. backward: a hook on every sparse parameter replaces the gradient's masked entries by 0 (``masked_fill``, so a
+   NaN/Inf in a dead position cannot leak), before gradient clipping sees it;
 2. optimizer step pre-hook: every optimizer-state tensor shaped like the parameter (Adam's ``exp_avg`` and
    ``exp_avg_sq``, SGD's ``momentum_buffer``, ...) is zeroed at the masked entries;
 3. optimizer step post-hook: the weights are re-masked, which also undoes L2-in-gradient weight decay.
+
+Sharded parameters (FSDP2's ``fully_shard`` turns them into ``DTensor``s): each mask is sharded exactly like its
+parameter (a ``DTensor`` with the parameter's mesh and placements, cut locally, no communication) and all three
+steps act on the local shards of gradient, optimizer state and weight. FSDP2 writes the reduce-scattered gradient
+straight into the sharded parameter, so there the gradient hook is a post-accumulate-grad hook, which FSDP2 calls
+after the reduce-scatter. Every rank also keeps the global masks on the CPU (1 byte per sparse weight): saving
+needs no collective, so any rank can write them and ``model.save_pretrained`` on rank 0 alone works.
 
 Masks live outside the model's ``state_dict``, so ``save_pretrained`` writes an ordinary dense-format checkpoint;
 :meth:`StaticMaskManager.state_dict` gives them to the caller to save next to it (as safetensors).
@@ -18,6 +25,7 @@ from collections.abc import Mapping
 
 import torch
 from torch import nn
+from torch.distributed.tensor import DTensor, distribute_tensor
 
 from hf_eff.callbacks._utils import unwrap_optimizer
 from hf_eff.distributed import broadcast_
@@ -84,11 +92,36 @@ def broadcast_masks(masks: dict[str, torch.Tensor]) -> None:
         broadcast_(masks[name], src=0)
 
 
+def local_shard(tensor: torch.Tensor) -> torch.Tensor:
+    """The local shard of a ``DTensor`` (a view of its storage: in-place changes reach the DTensor), else ``tensor``."""
+    return tensor.to_local() if isinstance(tensor, DTensor) else tensor
+
+
+def shard_like(tensor: torch.Tensor, param: torch.Tensor) -> torch.Tensor:
+    """``tensor`` (global, ``param``'s shape) on ``param``'s device, and sharded exactly like ``param`` when that is a
+    ``DTensor``. Every rank holds the global tensor, so each cuts its own shard: no communication."""
+    if isinstance(param, DTensor):
+        device = param.to_local().device
+        return distribute_tensor(tensor.to(device), param.device_mesh, param.placements, src_data_rank=None)
+    return tensor.to(param.device)
+
+
+def count_true(flags: torch.Tensor) -> int:
+    """Number of ``True`` entries, over all shards of a ``DTensor`` (then a collective: call it on every rank)."""
+    total = flags.sum()
+    return int(total.full_tensor() if isinstance(total, DTensor) else total)
+
+
 class StaticMaskManager:
     """Holds one static bool mask per sparse parameter and enforces it through backward and optimizer steps.
 
     Build it with :meth:`from_model`; call :meth:`attach_optimizer` once the optimizer exists; :meth:`remove`
-    detaches every hook (the SPDF sparse-to-dense switch).
+    detaches every hook (the SPDF sparse-to-dense switch). If a wrapper replaces the parameters after that
+    (FSDP2's ``fully_shard`` swaps each for a sharded ``DTensor``), :meth:`rebind` follows them.
+
+    ``masks`` holds the global masks (CPU, identical on every rank); the masks that enforce them live on the
+    parameters' devices, sharded like the parameters. ``tokens_seen`` is the training-token count the trainer keeps
+    here so that it is saved with the masks (the FLOP accounting needs it after a resume).
     """
 
     def __init__(self, params: dict[str, nn.Parameter], masks: dict[str, torch.Tensor], config: SparsityConfig):
@@ -101,17 +134,19 @@ class StaticMaskManager:
                     f"got {masks[name].dtype} {tuple(masks[name].shape)}"
                 )
         self.config = config
-        self.params = params
-        self.masks = {name: masks[name].to(param.device) for name, param in params.items()}
-        # the complement, kept so that the per-step masking allocates nothing
-        self._dropped = {name: ~mask for name, mask in self.masks.items()}
+        self.params = dict(params)
+        self.masks = {name: masks[name].to("cpu") for name in params}
+        # the complement on the parameter's device and shard, kept so that per-step masking allocates nothing
+        self._dropped = {name: shard_like(~self.masks[name], param) for name, param in params.items()}
         self._grad_hooks: list = []
         self._optimizer_hooks: dict[int, list] = {}
+        self.tokens_seen = 0
 
     @classmethod
     def from_model(cls, model: nn.Module, config: SparsityConfig) -> "StaticMaskManager":
         """Select the target weights, draw their masks (broadcast from rank 0), zero the masked weights and
-        register the gradient hooks."""
+        register the gradient hooks. The model may already be sharded with ``fully_shard``: masks are drawn for
+        the global shapes, so they are the same as in a single-process run with the same seed."""
         params = select_targets(model, config.targets, config.exclude)
         masks = draw_masks({name: p.shape for name, p in params.items()}, config)
         broadcast_masks(masks)
@@ -120,21 +155,49 @@ class StaticMaskManager:
         manager.attach_gradient_hooks()
         return manager
 
+    def rebind(self, model: nn.Module) -> bool:
+        """Follow parameters that were replaced since the masks were drawn (``fully_shard`` swaps each for a
+        sharded ``DTensor``, under the same name): shard the masks like the new parameters and move the gradient
+        hooks onto them. Cheap when nothing changed; returns whether anything did."""
+        current = {}
+        for name, param in self.params.items():
+            module_name, _, leaf = name.rpartition(".")
+            current[name] = model.get_submodule(module_name)._parameters.get(leaf)
+            if current[name] is None or current[name].shape != param.shape:
+                raise ValueError(f"the model no longer has a parameter {name!r} of shape {tuple(param.shape)}")
+        if all(current[name] is param for name, param in self.params.items()):
+            return False
+        hooked = bool(self._grad_hooks)
+        self._remove_gradient_hooks()
+        self.params = current
+        self._dropped = {name: shard_like(~self.masks[name], param) for name, param in current.items()}
+        if hooked:
+            self.attach_gradient_hooks()
+        return True
+
     # --- enforcement -------------------------------------------------------------------------------------
 
     @torch.no_grad()
     def apply_to_weights(self) -> None:
-        """Set every masked weight to exactly 0 (idempotent)."""
+        """Set every masked weight to exactly 0 (idempotent; local shards only)."""
         for name, param in self.params.items():
-            param.masked_fill_(self._dropped[name], 0.0)
+            local_shard(param).masked_fill_(local_shard(self._dropped[name]), 0.0)
 
     def attach_gradient_hooks(self) -> None:
         if self._grad_hooks:
             return
         for name, param in self.params.items():
-            dropped = self._dropped[name]
-            # masked_fill (unlike grad * mask) also clears NaN/Inf in dead positions
-            self._grad_hooks.append(param.register_hook(lambda grad, dropped=dropped: grad.masked_fill(dropped, 0.0)))
+            dropped = local_shard(self._dropped[name])
+            if isinstance(param, DTensor):
+                # FSDP2 assigns the reduce-scattered gradient to the sharded parameter, bypassing tensor hooks, and
+                # then calls its post-accumulate-grad hooks (still before clipping)
+                hook = param.register_post_accumulate_grad_hook(
+                    lambda p, dropped=dropped: local_shard(p.grad).masked_fill_(dropped, 0.0)
+                )
+            else:
+                # masked_fill (unlike grad * mask) also clears NaN/Inf in dead positions
+                hook = param.register_hook(lambda grad, dropped=dropped: grad.masked_fill(dropped, 0.0))
+            self._grad_hooks.append(hook)
 
     def attach_optimizer(self, optimizer: torch.optim.Optimizer) -> None:
         """Mask this optimizer's state before each step and the weights after it. Safe to call repeatedly."""
@@ -153,20 +216,29 @@ class StaticMaskManager:
             state = optimizer.state.get(param)
             if not state:
                 continue
+            dropped = local_shard(self._dropped[name])
             for value in state.values():
                 if isinstance(value, torch.Tensor) and value.shape == param.shape:
-                    value.masked_fill_(self._dropped[name], 0.0)
+                    local_shard(value).masked_fill_(dropped, 0.0)
+
+    def _remove_gradient_hooks(self) -> None:
+        for handle in self._grad_hooks:
+            handle.remove()
+        self._grad_hooks = []
 
     def remove(self) -> None:
         """Detach every gradient and optimizer hook; the weights keep their current values (zeros included)."""
-        for handle in self._grad_hooks:
-            handle.remove()
+        self._remove_gradient_hooks()
         for handles in self._optimizer_hooks.values():
             for handle in handles:
                 handle.remove()
-        self._grad_hooks, self._optimizer_hooks = [], {}
+        self._optimizer_hooks = {}
 
-    # --- statistics -------------------------------------------------------------------------------------
+    # --- statistics (collectives when the parameters are sharded: call them on every rank) ----------------
+
+    @property
+    def is_sharded(self) -> bool:
+        return any(isinstance(param, DTensor) for param in self.params.values())
 
     @property
     def num_weights(self) -> int:
@@ -179,21 +251,23 @@ class StaticMaskManager:
     @torch.no_grad()
     def held_sparsity(self) -> float:
         """Fraction of the sparse parameters' entries that are exactly zero right now."""
-        nonzero = sum(int(torch.count_nonzero(p)) for p in self.params.values())
+        nonzero = sum(count_true(param != 0) for param in self.params.values())
         return 1.0 - nonzero / self.num_weights
 
     @torch.no_grad()
     def leaked(self) -> int:
         """Masked entries that are not exactly zero (0 unless something bypassed the manager)."""
-        return sum(int(torch.count_nonzero(p[~self.masks[n]])) for n, p in self.params.items())
+        return sum(count_true(torch.logical_and(p != 0, self._dropped[n])) for n, p in self.params.items())
 
     # --- persistence -------------------------------------------------------------------------------------
 
     def state_dict(self) -> dict[str, torch.Tensor]:
-        return {name: mask.cpu() for name, mask in self.masks.items()}
+        """The global masks (CPU). No collective: every rank holds them."""
+        return {name: mask.clone() for name, mask in self.masks.items()}
 
     def load_state_dict(self, masks: Mapping[str, torch.Tensor]) -> None:
-        """Replace the masks in place (hooks keep working) and re-apply them to the weights."""
+        """Replace the masks (global tensors, as :meth:`state_dict` returns them) and re-apply them to the weights;
+        the hooks follow the new masks."""
         if set(masks) != set(self.masks):
             raise ValueError(
                 f"saved masks name different tensors than this model's targets: "
@@ -206,6 +280,11 @@ class StaticMaskManager:
                     f"saved mask {name!r} has shape {tuple(mask.shape)}, "
                     f"the parameter has {tuple(self.masks[name].shape)}"
                 )
-            self.masks[name].copy_(mask.to(torch.bool))
-            torch.logical_not(self.masks[name], out=self._dropped[name])
+        hooked = bool(self._grad_hooks)
+        self._remove_gradient_hooks()
+        for name, mask in masks.items():
+            self.masks[name] = mask.to(device="cpu", dtype=torch.bool).clone()
+            self._dropped[name] = shard_like(~self.masks[name], self.params[name])
+        if hooked:
+            self.attach_gradient_hooks()
         self.apply_to_weights()

@@ -19,3 +19,19 @@ def tiny_gpt2(seed: int = 0):
 def random_lm_dataset(rows: int = 64, seed: int = 0) -> Dataset:
     ids = torch.randint(0, VOCAB, (rows, SEQ), generator=torch.Generator().manual_seed(seed))
     return Dataset.from_dict({"input_ids": ids.tolist(), "labels": ids.tolist()})
+
+
+def force_fsdp2_on_cpu(trainer) -> None:
+    """Put ``trainer`` on accelerate's FSDP2 path on a CPU-only machine.
+
+    accelerate enables FSDP only for accelerator devices: with ``use_cpu=True`` it silently falls back to DDP
+    (``MULTI_CPU``), although ``fully_shard`` itself runs on CPU with gloo. This switches the accelerator state to
+    the FSDP2 plugin that the trainer's own ``TrainingArguments`` describe; from there on the run takes Trainer's and
+    accelerate's real FSDP2 code paths (``fully_shard``, DCP sharded checkpoints, full-state-dict gathering).
+    """
+    from accelerate.utils import DistributedType, FullyShardedDataParallelPlugin
+
+    state = trainer.accelerator.state
+    state.fsdp_plugin = FullyShardedDataParallelPlugin(**trainer.args.fsdp_plugin_args)
+    state.distributed_type = DistributedType.FSDP
+    trainer.is_fsdp_enabled = True

@@ -1,4 +1,5 @@
 import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -164,3 +165,107 @@ def test_trainer_argument_errors(tmp_path, lm_dataset):
         SparsePretrainer(args=_args(tmp_path))
     with pytest.raises(TypeError, match="PreTrainedModel"):
         DenseFinetuneTrainer(model=torch.nn.Linear(2, 2), args=_args(tmp_path))
+
+
+def test_model_save_pretrained_carries_the_masks_and_densify_finds_them(tmp_path, lm_dataset):
+    trainer = SparsePretrainer(
+        model=tiny_gpt2(),
+        args=_args(tmp_path, max_steps=2),
+        train_dataset=lm_dataset,
+        sparsity_config=SparsityConfig(0.5),
+    )
+    trainer.train()
+    trainer.model.save_pretrained(tmp_path / "plain")  # the usual save, not the trainer's
+    masks, config, tokens = load_masks(tmp_path / "plain")
+    assert config == SparsityConfig(0.5) and tokens == trainer.tokens_seen == 2 * 8 * 16
+    assert all(torch.equal(masks[n], trainer.mask_manager.masks[n]) for n in masks)
+    # from_pretrained + DenseFinetuneTrainer: the masks are found next to the weights the model came from
+    model = AutoModelForCausalLM.from_pretrained(tmp_path / "plain")
+    assert _zeros_held(model, masks)
+    fine = DenseFinetuneTrainer(model=model, args=_args(tmp_path / "ft", max_steps=2), train_dataset=lm_dataset)
+    assert fine.revived_fraction() == 0.0
+    fine.train()
+    assert fine.revived_fraction() > 0.5
+    # after the sparse-to-dense switch the model saves without masks again
+    trainer.densify().save_pretrained(tmp_path / "dense")
+    assert not (tmp_path / "dense" / MASKS_FILENAME).exists()
+
+
+@pytest.mark.parametrize("stage", [0, 1, 2, 3])
+def test_deepspeed_is_refused_at_train_start(tmp_path, lm_dataset, stage):
+    """DeepSpeed steps its own flat fp32 copies, bypassing the hooks; it is detected from the trainer's arguments and
+    accelerator state, without importing deepspeed (not installed here)."""
+    trainer = SparsePretrainer(model=tiny_gpt2(), args=_args(tmp_path), train_dataset=lm_dataset)
+    before = {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
+    # what TrainingArguments(deepspeed=...) and accelerate set up when deepspeed is installed
+    object.__setattr__(trainer.args, "deepspeed", {"zero_optimization": {"stage": stage}})
+    with pytest.raises(ValueError, match=rf"DeepSpeed \(ZeRO stage {stage}\) is not supported.*FSDP2"):
+        trainer.train()
+    assert all(torch.equal(p, before[n]) for n, p in trainer.model.named_parameters())  # nothing trained
+    object.__setattr__(trainer.args, "deepspeed", None)
+    trainer.is_deepspeed_enabled = True  # what Trainer reads from accelerate's state (e.g. `accelerate launch` + DS)
+    with pytest.raises(ValueError, match=r"DeepSpeed \(ZeRO stage \?\)"):
+        trainer.train()
+
+
+def test_adafactor_keeps_the_masks(tmp_path, lm_dataset):
+    """transformers' Adafactor (factored second moments, first moment on), given by the user: the hooks still go on."""
+    from transformers.optimization import Adafactor
+
+    model = tiny_gpt2()
+    optimizer = Adafactor(
+        model.parameters(), lr=1e-2, beta1=0.9, weight_decay=0.1, relative_step=False, scale_parameter=False
+    )
+    trainer = SparsePretrainer(
+        model=model,
+        args=_args(tmp_path),
+        train_dataset=lm_dataset,
+        sparsity_config=SparsityConfig(0.75),
+        optimizers=(optimizer, None),
+    )
+    trainer.train()
+    manager = trainer.mask_manager
+    assert manager.leaked() == 0 and manager.held_sparsity() == pytest.approx(0.75)
+    for name, param in manager.params.items():
+        assert torch.count_nonzero(optimizer.state[param]["exp_avg"][~manager.masks[name]]) == 0
+
+
+def test_model_push_to_hub_uploads_the_masks(tmp_path, lm_dataset, monkeypatch):
+    """``model.push_to_hub`` (not the trainer's) saves through the hooked ``save_pretrained``; the Hub is a capture."""
+    from types import SimpleNamespace
+
+    import huggingface_hub
+    from huggingface_hub import CommitOperationAdd, HfApi
+    from safetensors.torch import load
+
+    uploaded = {}
+
+    def create_commit(self, repo_id, operations, **kwargs):
+        for op in operations:
+            assert isinstance(op, CommitOperationAdd)
+            source = op.path_or_fileobj
+            uploaded[op.path_in_repo] = Path(source).read_bytes() if isinstance(source, (str, Path)) else source
+        return SimpleNamespace(commit_url="https://hub.invalid/x", oid="0" * 40, pr_url=None)
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_DISABLE_XET", True)
+    monkeypatch.setattr(HfApi, "create_repo", lambda self, repo_id, **kwargs: SimpleNamespace(repo_id=repo_id))
+    monkeypatch.setattr(HfApi, "create_commit", create_commit)
+    trainer = SparsePretrainer(model=tiny_gpt2(), args=_args(tmp_path, max_steps=1), train_dataset=lm_dataset)
+    trainer.train()
+    trainer.model.push_to_hub("someone/sparse-gpt")
+    assert "model.safetensors" in uploaded and MASKS_FILENAME in uploaded
+    masks = load(uploaded[MASKS_FILENAME])
+    assert all(torch.equal(masks[n].bool(), trainer.mask_manager.masks[n]) for n in trainer.mask_manager.masks)
+
+
+def test_fsdp1_is_refused_at_train_start(tmp_path, lm_dataset):
+    from types import SimpleNamespace
+
+    trainer = SparsePretrainer(model=tiny_gpt2(), args=_args(tmp_path), train_dataset=lm_dataset)
+    trainer.is_fsdp_enabled = True
+    trainer.accelerator.state.fsdp_plugin = SimpleNamespace(fsdp_version=1)
+    try:
+        with pytest.raises(ValueError, match="FSDP1 is not supported.*fsdp_version': 2"):
+            trainer.train()
+    finally:
+        trainer.accelerator.state.fsdp_plugin = None  # the state is shared by every Accelerator of this process
