@@ -27,6 +27,7 @@ Example (a 3D reversible stage; any module pair with matching channel halves wor
 from hf_eff.reversible.base import InvertibleModule, ParamGrads
 from hf_eff.reversible.couplings import AdditiveCoupling, RevNetBlock, RevSilo
 from hf_eff.reversible.ops import ParallelStreams, SpaceToDepth
+from hf_eff.reversible.recompute import recompute
 from hf_eff.reversible.replay import TransformRunner, is_recomputing
 from hf_eff.reversible.sequence import ReversibleSequence
 
@@ -42,4 +43,5 @@ __all__ = [
     "SpaceToDepth",
     "TransformRunner",
     "is_recomputing",
+    "recompute",
 ]
