@@ -35,11 +35,11 @@ MODES = ("storing", "reversible", "checkpoint")
 MEMORY_BATCH = 2
 MiB = 2**20
 QUICK = {
-    "peaks": (("s0", 64),),
+    "peaks": (("s0", 96),),
     "depths": (),
-    "depth_resolution": 64,
-    "budget": ("s0", 64, 24 * MiB),
-    "timed": (("s0", 64, 2),),
+    "depth_resolution": 96,
+    "budget": ("s0", 96, 24 * MiB),
+    "timed": (("s0", 96, 2),),
     "rounds": 4,
 }
 FULL = {
@@ -287,6 +287,8 @@ def run(settings: BenchSettings) -> BenchReport:
     seed = settings.seed
     budget_config, budget = config["budget"][:2], config["budget"][2]
     budget_setting = f"{budget_config[0].upper()}/{budget_config[1]}"
+    if budget_config not in config["peaks"]:
+        raise ValueError(f"the budget setting {budget_config} must be one of the measured settings {config['peaks']}")
     total = 3 * (len(config["peaks"]) + len(config["depths"]))
     rows, peak_raw, depth_raw = [], {}, {}
     with _progress(total, "revbifpn: one fresh process per mode and setting") as bar:

@@ -4,7 +4,8 @@ The body is a :class:`~hf_eff.reversible.ReversibleSequence`: a parameter-free s
 ``3 + num_extra_silos`` layers, each made of ``blocks_per_layer`` reversible MBConv residual blocks per stream and
 one RevSilo (the first three silos each add a coarser stream: strides 4, 8, 16, 32). A non-invertible neck (one
 MBConv per stream) and, for classification, the head's fine-to-coarse fusion are recomputed in backward from the
-body's stored outputs. Training therefore stores the four final feature maps and not much else, whatever the depth.
+body's stored outputs, one pyramid level at a time (:func:`~hf_eff.reversible.recompute`). Training therefore
+stores the four final feature maps and the head's running fusion (smaller than the maps), whatever the depth.
 
 The module tree follows the official release closely (MBConv internals, transform placement, op indices), so
 official checkpoints load by a pure key rename (see ``convert_official_checkpoint.py``).
