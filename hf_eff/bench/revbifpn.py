@@ -154,7 +154,7 @@ def worker(spec: dict) -> dict:
     return result
 
 
-def measure(spec: dict, timeout: float = 1800.0) -> dict | None:
+def measure(spec: dict, timeout: float = 7200.0) -> dict | None:
     """:func:`worker` in a fresh single-threaded Python process; ``None`` if it failed (reported, not guessed)."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     code = "import json, sys; from hf_eff.bench.revbifpn import worker; print(json.dumps(worker(json.loads(sys.argv[1]))))"
