@@ -9,6 +9,7 @@ from typing import Any
 
 
 _PUBLIC_NAMES = {
+    "PeakAllocationMeter": "hf_eff.bench.meters",
     "PeakRSSMeter": "hf_eff.bench.meters",
     "SavedTensorsMeter": "hf_eff.bench.meters",
     "Timing": "hf_eff.bench.meters",

@@ -2,6 +2,8 @@
 
 - :class:`SavedTensorsMeter` counts the bytes autograd keeps for backward: a machine-independent measure of
   training activation memory.
+- :class:`PeakAllocationMeter` reads the peak of the bytes PyTorch's allocator holds (profiler memory events):
+  the real peak of a training step, transient buffers included, without the allocator slack RSS carries.
 - :class:`PeakRSSMeter` reads the process's peak resident memory (Linux ``VmHWM``, reset per measurement).
 - :func:`compare_timings` times several callables interleaved and reports each one's ratio to a baseline.
 - :func:`single_thread` runs a block with one intra-op thread, so timings compare like with like on a shared CPU.
@@ -70,6 +72,20 @@ class SavedTensorsMeter:
                 self._seen[key] = key[1]
         return tensor
 
+    def count_graph_held(self, outputs: Iterable[torch.Tensor]) -> None:
+        """Also count tensors that custom autograd Functions keep as attributes of their ``ctx`` (outside
+        ``save_for_backward``), walking the graph behind ``outputs``. Modules reached that way are not entered
+        (their parameters and buffers exist anyway)."""
+        seen_nodes, stack = set(), [t.grad_fn for t in outputs if t.grad_fn is not None]
+        while stack:
+            node = stack.pop()
+            if node is None or node in seen_nodes:
+                continue
+            seen_nodes.add(node)
+            for tensor in _tensors_in(getattr(node, "__dict__", {}), depth=3):
+                self._pack(tensor)
+            stack.extend(next_node for next_node, _ in node.next_functions)
+
     def __enter__(self) -> "SavedTensorsMeter":
         self._hooks = torch.autograd.graph.saved_tensors_hooks(self._pack, lambda tensor: tensor)
         self._hooks.__enter__()
@@ -77,6 +93,21 @@ class SavedTensorsMeter:
 
     def __exit__(self, *exc) -> None:
         self._hooks.__exit__(*exc)
+
+
+def _tensors_in(value, depth: int) -> Iterator[torch.Tensor]:
+    if isinstance(value, torch.Tensor):
+        yield value
+    elif depth == 0 or isinstance(value, torch.nn.Module):
+        return
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _tensors_in(item, depth - 1)
+    elif isinstance(value, (list, tuple, set)):
+        for item in value:
+            yield from _tensors_in(item, depth - 1)
+    elif hasattr(value, "__dict__") and not isinstance(value, type):
+        yield from _tensors_in(vars(value), depth - 1)
 
 
 def saved_tensor_bytes(fn: Callable[[], torch.Tensor], exclude: Iterable[torch.Tensor] = ()) -> int:
@@ -124,6 +155,37 @@ class PeakRSSMeter:
     def __exit__(self, *exc) -> None:
         if self._start_kib is not None:
             self.peak_bytes = 1024 * (_read_status_kib("VmHWM") - self._start_kib)
+
+
+class PeakAllocationMeter:
+    """Peak bytes held by PyTorch's CPU allocator inside the context, above what it held at entry.
+
+    Read from the profiler's memory events (every allocation and free, in order), so it counts exactly the
+    tensors a step creates, whatever the load of the machine: unlike RSS, no allocator slack and no pages
+    another run left behind. Tensors that exist at entry (parameters, gradient buffers) are not counted.
+    """
+
+    def __init__(self):
+        self.peak_bytes: int | None = None
+        self._profile = None
+
+    def __enter__(self) -> "PeakAllocationMeter":
+        from torch.profiler import ProfilerActivity, profile
+
+        self._profile = profile(activities=[ProfilerActivity.CPU], profile_memory=True)
+        self._profile.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._profile.__exit__(*exc)
+        events = self._profile.profiler.kineto_results.events()
+        changes = sorted((e.start_ns(), e.nbytes()) for e in events if e.name() == "[memory]")
+        live = peak = 0
+        for _, nbytes in changes:
+            live += nbytes
+            peak = max(peak, live)
+        self.peak_bytes = peak
+        self._profile = None
 
 
 @dataclass

@@ -4,7 +4,8 @@ An op maps a tuple of streams to a tuple of streams and can compute its inputs b
 their learned sub-transforms through a :class:`~hf_eff.reversible.replay.TransformRunner` so that the engine can
 stash and replay random state per transform. In backward, :meth:`InvertibleModule.backward_pass` receives the
 op's outputs and their gradients and returns the op's inputs and *their* gradients; parameter gradients go to a
-:class:`ParamGrads` sink that the autograd Function returns (so DDP's reducer sees them).
+:class:`ParamGrads` sink that the op's autograd node returns when the op is done (so they reach ``p.grad`` and
+DDP's reducer right away, through the ordinary graph).
 """
 
 from collections.abc import Sequence
@@ -23,7 +24,8 @@ def trainable_parameters(module: nn.Module) -> list[nn.Parameter]:
 
 
 class ParamGrads:
-    """Accumulates parameter gradients computed during a reversible backward (shared parameters add up)."""
+    """Accumulates the parameter gradients of one op's (or one recomputed piece's) backward; parameters used by
+    several transforms add up."""
 
     def __init__(self):
         self.grads: dict[nn.Parameter, torch.Tensor] = {}

@@ -16,6 +16,7 @@ from hf_eff.reversible import (
     RevSilo,
     SpaceToDepth,
     is_recomputing,
+    recompute,
 )
 
 
@@ -278,3 +279,98 @@ def test_bad_construction_is_rejected():
         make_silo(2, False)(*make_streams(3))
     with pytest.raises(ValueError, match="divisible"):
         SpaceToDepth(2)(torch.randn(1, 1, 5, 4))
+
+
+def test_parameter_gradients_reach_p_grad_as_each_op_finishes():
+    """The engine holds one op's parameter gradients at a time: when the first op is recomputed in backward,
+    the later ops' gradients are already in ``p.grad`` (where DDP's hooks and the optimizer read them)."""
+    seen = []
+
+    class Probe(nn.Module):
+        def forward(self, x):
+            if is_recomputing():
+                seen.append([p.grad is not None for p in later.parameters()])
+            return x * 2
+
+    torch.manual_seed(0)
+    later = ReversibleSequence([RevNetBlock(conv_block(1, 1), conv_block(1, 1)) for _ in range(2)])
+    sequence = ReversibleSequence([RevNetBlock(Probe(), conv_block(1, 1)), *later.ops])
+    (y,) = sequence(torch.randn(2, 2, 4, 4))
+    y.square().sum().backward()
+    assert seen == [[True] * len(list(later.parameters()))]
+
+
+def test_gradients_accumulate_into_existing_grads_and_over_retained_graphs():
+    torch.manual_seed(0)
+    sequence = ReversibleSequence([make_silo(2, True), make_silo(3, False)])
+    inputs = make_streams(2)
+    _, _, reference, _ = train_step(sequence, inputs, reversible=False)
+    model = copy.deepcopy(sequence).train()
+    for p in model.parameters():
+        p.grad = torch.ones_like(p)
+    torch.manual_seed(1)
+    outputs = model(*inputs)
+    loss = sum((y * torch.linspace(-1, 1, y.numel()).view_as(y)).sum() + (y**2).mean() for y in outputs)
+    loss.backward(retain_graph=True)
+    loss.backward()  # the saved outputs survive a retained graph; the recompute runs again
+    for name, p in model.named_parameters():
+        assert_grads_close(1 + 2 * reference[name], p.grad)
+
+
+class DropoutNormBlock(nn.Module):
+    def __init__(self, channels: int):
+        super().__init__()
+        self.body = conv_block(channels, channels, dropout=0.3)
+
+    def forward(self, x, scale):
+        return self.body(x) * scale
+
+
+def test_recompute_matches_the_plain_call_with_dropout_and_updates_batchnorm_once():
+    torch.manual_seed(0)
+    block = DropoutNormBlock(3).train()
+    x = torch.randn(2, 3, 8, 8)
+
+    def step(use_recompute: bool):
+        model = copy.deepcopy(block)
+        leaf = x.clone().requires_grad_()
+        torch.manual_seed(1)
+        if use_recompute:
+            y = recompute(model, leaf, 0.5, modules=[model])
+        else:
+            y = model(leaf, 0.5)
+        (y * torch.linspace(-1, 1, y.numel()).view_as(y)).sum().backward()
+        return y.detach(), leaf.grad, {n: p.grad for n, p in model.named_parameters()}, model.state_dict()
+
+    ref_y, ref_dx, ref_grads, ref_state = step(False)
+    y, dx, grads, state = step(True)
+    torch.testing.assert_close(y, ref_y, rtol=0, atol=0)
+    assert_grads_close(ref_dx, dx)
+    for name in ref_grads:
+        assert_grads_close(ref_grads[name], grads[name])
+    for name in ref_state:  # running statistics and num_batches_tracked: one update, as without recompute
+        torch.testing.assert_close(state[name], ref_state[name], rtol=0, atol=0)
+
+
+def test_recompute_saves_only_its_tensor_arguments():
+    torch.manual_seed(0)
+    block = DropoutNormBlock(3).train()
+    x = torch.randn(2, 3, 8, 8, requires_grad=True)
+    with SavedTensorsMeter(exclude=list(block.parameters())) as meter:
+        y = recompute(block, x, 0.5, modules=[block])
+    meter.count_graph_held([y])
+    assert meter.bytes == x.numel() * 4
+
+
+def test_recompute_refuses_parameters_of_unlisted_modules_and_bad_arguments():
+    torch.manual_seed(0)
+    block, other = conv_block(2, 2), conv_block(2, 2)
+    y = recompute(lambda t: other(block(t)), torch.randn(1, 2, 4, 4), modules=[block])
+    with pytest.raises(RuntimeError, match="not listed in `modules`"):
+        y.sum().backward()
+    with pytest.raises(TypeError, match="nn.Module"):
+        recompute(block, torch.randn(1, 2, 4, 4), modules=[lambda t: t])
+    with pytest.raises(ValueError, match="tensor argument"):
+        recompute(lambda: torch.ones(1), modules=[])
+    with torch.no_grad():  # nothing to recompute: a plain call
+        assert torch.equal(recompute(torch.neg, torch.ones(2), modules=[]), -torch.ones(2))

@@ -56,8 +56,9 @@ class RevBiFPNConfig(BackboneConfigMixin, PreTrainedConfig):
         upsample_mode (`str`): interpolation of the coarse-to-fine transforms.
         image_size (`int`): training resolution of the variant (inputs must be divisible by the total stride 32).
         reversible (`bool`): train without storing activations (False stores them, same weights and outputs).
-        recompute_neck (`bool`): recompute the neck (and the classification head's pyramid fusion) in backward
-            from the stored outputs instead of storing their activations.
+        recompute_neck (`bool`): in reversible training, recompute the neck and the classification head in
+            backward from the body's stored outputs, one pyramid level at a time, instead of storing their
+            activations.
         variant (`str` or `None`): the preset this config was made from (informational).
 
     Example:

@@ -4,7 +4,8 @@ The body is a :class:`~hf_eff.reversible.ReversibleSequence`: a parameter-free s
 ``3 + num_extra_silos`` layers, each made of ``blocks_per_layer`` reversible MBConv residual blocks per stream and
 one RevSilo (the first three silos each add a coarser stream: strides 4, 8, 16, 32). A non-invertible neck (one
 MBConv per stream) and, for classification, the head's fine-to-coarse fusion are recomputed in backward from the
-body's stored outputs. Training therefore stores the four final feature maps and not much else, whatever the depth.
+body's stored outputs, one pyramid level at a time (:func:`~hf_eff.reversible.recompute`). Training therefore
+stores the four final feature maps and the head's running fusion (smaller than the maps), whatever the depth.
 
 The module tree follows the official release closely (MBConv internals, transform placement, op indices), so
 official checkpoints load by a pure key rename (see ``convert_official_checkpoint.py``).
@@ -22,7 +23,7 @@ from transformers.utils import ModelOutput
 
 from hf_eff.modelcard import ModelCardMixin
 from hf_eff.models.reversible_mixin import ReversibleModelMixin
-from hf_eff.reversible import ParallelStreams, ReversibleSequence, RevNetBlock, RevSilo, SpaceToDepth
+from hf_eff.reversible import ParallelStreams, ReversibleSequence, RevNetBlock, RevSilo, SpaceToDepth, recompute
 
 from .configuration_revbifpn import RevBiFPNConfig
 
@@ -205,26 +206,20 @@ class RevBiFPNClassificationHead(nn.Module):
         self.final_conv = RevBiFPNConvNormAct(config, widths[-1], config.fc_features) if config.fc_features else None
         self.num_features = config.fc_features or widths[-1]
 
-    def forward(self, *pyramid: torch.Tensor) -> torch.Tensor:
-        out = pyramid[0]
-        for fuse, x in zip(self.fusion, pyramid[1:]):
-            out = x + fuse(out)
+    def fuse(self, level: int, x: torch.Tensor, fused: torch.Tensor | None) -> torch.Tensor:
+        """One fusion step: level 0 starts the walk, level ``k`` adds the stride-2 MBConv of the fusion so far."""
+        return x if level == 0 else x + self.fusion[level - 1](fused)
+
+    def pool(self, fused: torch.Tensor) -> torch.Tensor:
         if self.final_conv is not None:
-            out = self.final_conv(out)
-        return out.mean(dim=(2, 3))
+            fused = self.final_conv(fused)
+        return fused.mean(dim=(2, 3))
 
-
-class _Tail(nn.Module):
-    """The non-invertible part recomputed from the body's stored outputs: neck, then optionally a head."""
-
-    def __init__(self, neck: nn.Module | None, head: nn.Module | None):
-        super().__init__()
-        self.neck, self.head = neck, head
-
-    def forward(self, *streams: torch.Tensor):
-        if self.neck is not None:
-            streams = self.neck(*streams)
-        return streams if self.head is None else self.head(*streams)
+    def forward(self, *pyramid: torch.Tensor) -> torch.Tensor:
+        fused = None
+        for level, x in enumerate(pyramid):
+            fused = self.fuse(level, x, fused)
+        return self.pool(fused)
 
 
 class RevBiFPNPreTrainedModel(ReversibleModelMixin, ModelCardMixin, PreTrainedModel):
@@ -306,21 +301,33 @@ class RevBiFPNModel(RevBiFPNPreTrainedModel):
         copies, rest = divmod(self.config.stem_channels, self.config.num_channels)
         return torch.cat([pixel_values] * copies + [pixel_values[:, :rest]], dim=1)
 
-    def encode(self, pixel_values: torch.Tensor, head: nn.Module | None = None):
+    def encode(self, pixel_values: torch.Tensor, head: RevBiFPNClassificationHead | None = None):
         """Run the body (+ neck, + ``head`` if given) and return the pyramid (or ``head``'s output).
 
-        With ``config.recompute_neck`` the neck and ``head`` are recomputed in backward from the stored body outputs.
+        In reversible training with ``config.recompute_neck`` the neck and ``head`` are recomputed in backward from
+        the body's stored outputs, one pyramid level at a time, so that only one level's activations are alive.
         """
         x = self._stack_input(pixel_values)
         self.encoder.reversible = self.config.reversible
-        if self.config.recompute_neck:
-            tail = _Tail(self.neck, head) if (self.neck is not None or head is not None) else None
-            out = self.encoder(x, tail=tail)
-            return out[0] if head is not None else out
-        out = self.encoder(x)
-        if self.neck is not None:
-            out = self.neck(*out)
-        return head(*out) if head is not None else out
+        pyramid = self.encoder(x)
+        if not (self.config.reversible and self.config.recompute_neck):
+            pyramid = self.neck(*pyramid) if self.neck is not None else pyramid
+            return head(*pyramid) if head is not None else pyramid
+        if head is None:
+            if self.neck is None:
+                return pyramid
+            return tuple(recompute(self.neck[k], y, modules=[self.neck[k]]) for k, y in enumerate(pyramid))
+        fused = None
+        for level, y in enumerate(pyramid):  # each node lists exactly the modules it runs (see `recompute`)
+            used = [self.neck[level]] if self.neck is not None else []
+            used += [head.fusion[level - 1]] if level else []
+            fused = recompute(self._neck_and_fuse, head, level, y, fused, modules=used)
+        return recompute(head.pool, fused, modules=[m for m in (head.final_conv,) if m is not None])
+
+    def _neck_and_fuse(
+        self, head: RevBiFPNClassificationHead, level: int, y: torch.Tensor, fused: torch.Tensor | None
+    ) -> torch.Tensor:
+        return head.fuse(level, y if self.neck is None else self.neck[level](y), fused)
 
     def forward(
         self,
