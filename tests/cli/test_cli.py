@@ -152,6 +152,7 @@ def test_tour_with_no_methods_still_runs_and_says_so(tmp_path, monkeypatch, caps
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # all quick benchmarks in one process (8 of 9 took 8.5 min on the 2-core machine)
 def test_tour_runs_every_landed_method_without_failures(tmp_path):
     import json
 
