@@ -43,7 +43,7 @@ class CraftMapsSampler(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
     up : {"auto", "ts", "rm"}, default="auto"
         Up-projection: TensorSketch, Random Maclaurin, or "auto" (TS for homogeneous kernels; RM with exact
         degree-0/1 terms for inhomogeneous kernels when h01 is on and n_components >= 2 (n_features + 1), else TS).
-    down : {"srht", "gaussian"}, default="srht"
+    down : {"auto", "countsketch", "srht", "gaussian"}, default="auto"
         Down-projection.
     h01 : bool, default=True
         With ``up="rm"`` and coef0 > 0: emit the degree-0/1 kernel terms exactly instead of sampling them.
@@ -82,7 +82,7 @@ class CraftMapsSampler(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         n_components=100,
         n_components_up=None,
         up="auto",
-        down="srht",
+        down="auto",
         h01=True,
         random_state=None,
         batch_size=None,
