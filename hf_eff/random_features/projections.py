@@ -79,15 +79,18 @@ class BalancedCountSketch(RandomFeatureMap):
     def sample_buffers(self) -> dict[str, torch.Tensor]:
         generator = seeded_generator(self.seed)
         signs = random_signs((self.n_features_in,), generator)
-        # coordinate of rank r in a random order goes to bucket r mod E: every bucket gets floor or ceil(D / E)
+        # the coordinate of rank r in a random order goes to bucket r mod E: every bucket gets floor or ceil(D / E)
         order = torch.randperm(self.n_features_in, generator=generator, device="cpu")
-        buckets = torch.empty_like(order)
-        buckets[order] = torch.arange(self.n_features_in, device="cpu") % self.n_components
-        return {"signs": signs, "buckets": buckets}
+        width = -(-self.n_features_in // self.n_components)
+        # (E, width) table of each bucket's coordinates, short buckets padded with D (an appended zero column)
+        table = torch.full((width * self.n_components,), self.n_features_in, dtype=torch.int64, device="cpu")
+        table[: self.n_features_in] = order
+        return {"signs": signs, "buckets": table.view(width, self.n_components).T.contiguous()}
 
     def workspace_width(self) -> int:
-        return self.n_features_in + self.n_components
+        return 2 * (self.n_features_in + self.n_components)
 
     def transform_batch(self, u: torch.Tensor) -> torch.Tensor:
-        out = u.new_zeros(u.shape[0], self.n_components)
-        return out.index_add_(1, self.buckets, u * self.signs.to(u.dtype))
+        # a gather and a contiguous sum: much faster on CPU than a scatter (index_add) into the buckets
+        signed = torch.cat([u * self.signs.to(u.dtype), u.new_zeros(u.shape[0], 1)], dim=1)
+        return signed[:, self.buckets.flatten()].view(u.shape[0], self.n_components, -1).sum(dim=2)
