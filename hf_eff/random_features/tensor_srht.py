@@ -8,9 +8,9 @@ Re(z(x) conj(z(y))) = Re z(x) Re z(y) + Im z(x) Im z(y) is an unbiased *real* es
 data are correlated (t near 1), which is the case for the non-negative inputs polynomial kernels usually see.
 
 Structured orthogonal blocks (TensorSRHT): the vectors of one factor come in blocks of m = 2^ceil(log2 d) rows of
-H_m D, a Walsh-Hadamard matrix with random column signs and randomly permuted rows, restricted to the d input
-coordinates; within a block they are (near-)orthogonal, which makes the features negatively correlated and lowers
-the variance further. For the small d this library targets the rows are applied as one dense matrix product
+H_m D, a Walsh-Hadamard matrix with randomly permuted rows times a complex Rademacher diagonal D = (A + iB)/sqrt(2),
+restricted to the d input coordinates; within a block they are Hermitian-orthogonal (exactly when d = m), which
+makes the features negatively correlated and lowers the variance further. For the small d this library targets the rows are applied as one dense matrix product
 (for d <= 64 a Hadamard pass costs the same flops and is slower), so one matmul yields every factor of every
 feature and the only loop is over the n factors of the product.
 """
@@ -44,14 +44,17 @@ class ComplexTensorSRHT(RandomFeatureMap):
         d, m, k = self.n_features_in, next_power_of_two(self.n_features_in), self.n_complex
         hadamard = hadamard_matrix(m, torch.float32, device="cpu")[:, :d]  # (m, d): rows are the block's vectors
         blocks = -(-k // m)
-        vectors = []
-        for _ in range(self.degree * 2 * blocks):  # per factor and per real/imaginary part: independent blocks
-            signs = random_signs((d,), generator).float()
-            rows = torch.randperm(m, generator=generator, device="cpu")
-            vectors.append(hadamard[rows] * signs)
-        # (degree, 2, blocks * m, d) -> keep k vectors -> (d, degree, 2, k): one matmul gives the real and the
-        # imaginary parts of every factor of every feature as contiguous (n, k) slices
-        stacked = torch.stack(vectors).view(self.degree, 2, blocks * m, d)[:, :, :k]
+        parts = []
+        for _ in range(self.degree * blocks):  # per factor: independent blocks
+            rows = hadamard[torch.randperm(m, generator=generator, device="cpu")]
+            signs = random_signs((2, 1, d), generator).float()  # a complex Rademacher diagonal (a + i b) / sqrt(2)
+            parts.append(rows * signs)  # (2, m, d): the real and imaginary parts of m vectors H_k (a + i b)
+        # with one Hadamard row per complex vector, w_k^H w_l = sum_i H_ki H_li (a_i^2 + b_i^2) / 2 = 0 for k != l
+        # (exactly when d = m): each block is Hermitian-orthogonal
+        # (degree, blocks, 2, m, d) -> (degree, 2, blocks * m, d) -> keep k vectors -> (d, degree, 2, k): one matmul
+        # gives the real and imaginary parts of every factor of every feature as contiguous (n, k) slices
+        stacked = torch.stack(parts).view(self.degree, blocks, 2, m, d).transpose(1, 2).reshape(self.degree, 2, -1, d)
+        stacked = stacked[:, :, :k]
         return {"projection": (stacked.permute(3, 0, 1, 2) / math.sqrt(2)).contiguous().view(d, -1)}
 
     def workspace_width(self) -> int:
