@@ -36,7 +36,7 @@ def _within(samples: torch.Tensor, exact: torch.Tensor, z: float = 4.5) -> bool:
 
 
 MAPS = {
-    "ctr-even": (lambda s: ComplexTensorSRHT(6, 64, 3, seed=s), PolynomialKernel(3)),
+    "ctr-even": (lambda s: ComplexTensorSRHT(6, 160, 3, seed=s), PolynomialKernel(3)),
     "ctr-odd": (lambda s: ComplexTensorSRHT(6, 63, 2, seed=s), PolynomialKernel(2)),
     "auto-homogeneous": (lambda s: CraftMap(6, 40, PolynomialKernel(3), seed=s), PolynomialKernel(3)),
     "auto-split": (lambda s: CraftMap(6, 24, PolynomialKernel(3, 0.7, 1.0), seed=s), PolynomialKernel(3, 0.7, 1.0)),
