@@ -6,7 +6,8 @@ replaced by a pure-torch transform so it runs on CPU. Nothing here is executed o
 Per setting ("dataset|degree|coef0|E"): the mean relative Gram error over seeds of
 - "CtR TensorSRHT": their complex-to-real TensorSRHT polynomial sketch (E/2 complex projections -> E reals);
 - "Optimized Maclaurin (CtR)" (coef0 > 0 only): their Optimized Maclaurin map with complex SRHT sketches, its degree
-  split optimised on the same 400 rows (data-driven), the constant exact.
+  split optimised on the same rows (data-driven: the 400 rows, or the 2000-row block of the 10,000-row set),
+  the constant exact.
 Their recommendation is CtR for homogeneous kernels and Optimized Maclaurin otherwise.
 """
 
