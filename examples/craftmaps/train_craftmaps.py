@@ -27,8 +27,10 @@ class CraftMapsScriptArguments:
     degree: int = field(default=3, metadata={"help": "polynomial kernel degree"})
     gamma: float = field(default=1.0, metadata={"help": "kernel scale"})
     coef0: float = field(default=1.0, metadata={"help": "kernel constant"})
-    up: str = field(default="auto", metadata={"help": "up-projection", "choices": ["auto", "ts", "rm"]})
-    down: str = field(default="srht", metadata={"help": "down-projection", "choices": ["srht", "gaussian"]})
+    up: str = field(default="auto", metadata={"help": "up-projection", "choices": ["auto", "ctr", "ts", "rm"]})
+    down: str = field(
+        default="auto", metadata={"help": "down-projection", "choices": ["auto", "countsketch", "srht", "gaussian"]}
+    )
     code: str = field(
         default="random", metadata={"help": "output code of the ECOC head", "choices": ["ovr", "random"]}
     )

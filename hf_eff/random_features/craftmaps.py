@@ -5,19 +5,32 @@ CRAFTMap draws D > E of them (``up``) and compresses those D features to E with 
 (``down``): both stages are unbiased, so <z(x), z(y)> estimates the kernel, with the up-map's error at D (small)
 plus a JL error at E that does not grow with the input dimension. Rows are processed in batches, so the n x D
 up-projection is never materialised for the whole input.
+
+The default (``up="auto"``) applies this per Maclaurin term of the kernel, with the variance analysis of Wacker,
+Kanagawa & Filippone (JMLR 2024): the constant exactly, each degree n in its own block sized by closed-form
+variances (:mod:`~hf_eff.random_features.degree_split`), and within a block the best unbiased up-projection
+affordable: the exact monomials when they fit in E (error 0), the exact monomials compressed by an SRHT when they
+fit in the up-projection's width (no up-projection error at all), else complex-to-real TensorSRHT features
+(:class:`~hf_eff.random_features.tensor_srht.ComplexTensorSRHT`) compressed by an SRHT.
 """
 
-import torch
+import math
 
-from hf_eff.random_features.base import RandomFeatureMap, check_positive_int, seeded_generator
+import torch
+from torch import nn
+
+from hf_eff.random_features.base import RandomFeatureMap, check_positive_int, scaled_input, seeded_generator
+from hf_eff.random_features.degree_split import DegreeBlock, plan_degrees
+from hf_eff.random_features.explicit import ExplicitPolynomialFeatures
 from hf_eff.random_features.kernels import PolynomialKernel
 from hf_eff.random_features.maclaurin import RandomMaclaurin
-from hf_eff.random_features.projections import GaussianProjection, SubsampledRandomizedHadamard
+from hf_eff.random_features.projections import BalancedCountSketch, GaussianProjection, SubsampledRandomizedHadamard
 from hf_eff.random_features.tensor_sketch import TensorSketch
+from hf_eff.random_features.tensor_srht import ComplexTensorSRHT
 
 
-UP_PROJECTIONS = ("auto", "ts", "rm")
-DOWN_PROJECTIONS = ("srht", "gaussian")
+UP_PROJECTIONS = ("auto", "ctr", "ts", "rm")
+DOWN_PROJECTIONS = ("auto", "countsketch", "srht", "gaussian")
 DEFAULT_UP_FACTOR = 4  # D = 4E: miniature runs get most of the gain at D = 4E to 8E
 
 
@@ -35,7 +48,7 @@ def make_polynomial_map(
     batch_size: int | None = None,
 ) -> RandomFeatureMap:
     """A plain (single-stage) polynomial map: ``kind`` is "ts" (TensorSketch) or "rm" (Random Maclaurin)."""
-    if kind == "auto":
+    if kind in ("auto", "ctr"):
         kind = "ts"  # a single-stage map has no room to spare for exact terms: TS is the better all-rounder
     if kind == "ts":
         return TensorSketch(n_features_in, n_components, kernel, seed=seed, batch_size=batch_size)
@@ -44,21 +57,60 @@ def make_polynomial_map(
     raise ValueError(f"up must be one of {UP_PROJECTIONS}, got {kind!r}")
 
 
+class DegreeSketch(RandomFeatureMap):
+    """sqrt(a_n) times E_n features whose inner products estimate <x, y>^n: one :class:`DegreeBlock` of a plan."""
+
+    def __init__(self, n_features_in: int, block: DegreeBlock, down: str = "countsketch", seed: int = 0):
+        super().__init__(n_features_in, block.n_components, seed)
+        self.block = block
+        up_seed, down_seed = torch.randint(0, 2**62, (2,), generator=seeded_generator(seed), device="cpu").tolist()
+        if block.kind == "ctr-down":
+            self.up = ComplexTensorSRHT(n_features_in, block.n_components_up, block.degree, seed=up_seed)
+        else:
+            self.up = ExplicitPolynomialFeatures(n_features_in, block.degree)
+        self.down = None
+        if block.kind != "explicit":
+            projection = BalancedCountSketch if down == "countsketch" else SubsampledRandomizedHadamard
+            self.down = projection(block.n_components_up, block.n_components, seed=down_seed)
+        self.scale = math.sqrt(block.coefficient)
+
+    def sample_buffers(self) -> dict[str, torch.Tensor]:
+        return {}  # the randomness lives in the two stages
+
+    def workspace_width(self) -> int:
+        return max(self.up.workspace_width(), 0 if self.down is None else self.down.workspace_width())
+
+    def transform_batch(self, x: torch.Tensor) -> torch.Tensor:
+        u = self.up.transform_batch(x)
+        u = u if self.down is None else self.down.transform_batch(u)
+        return u if self.scale == 1 else u * self.scale
+
+    def extra_repr(self) -> str:
+        b = self.block
+        return f"degree={b.degree}, coefficient={b.coefficient:g}, kind={b.kind!r}, width={b.n_components_up}"
+
+
 class CraftMap(RandomFeatureMap):
-    """The compact map x -> down(up(x)) with up: R^d -> R^D (RM or TS) and down: R^D -> R^E (SRHT or Gaussian).
+    """The compact map x -> down(up(x)) with up: R^d -> R^D and down: R^D -> R^E (SRHT or Gaussian).
 
     Args:
         n_features_in: input dimension d.
         n_components: output dimension E.
         kernel: the polynomial kernel to approximate.
-        n_components_up: the intermediate dimension D (> E); default 4E.
-        up: "ts" (TensorSketch), "rm" (Random Maclaurin) or "auto": TS for homogeneous kernels; for inhomogeneous
-            ones RM with h01 when h01 is on and E leaves room for the exact terms (E >= 2 (d + 1)), else TS.
-        down: "srht" (subsampled randomized Hadamard, O(D log D)) or "gaussian" (dense, O(D E)).
-        h01: with up="rm" and an inhomogeneous kernel, emit the degree-0/1 terms exactly as 1 + d of the E
-            outputs (Kar & Karnick's H0/1 heuristic) and compress only the sampled degree >= 2 features: the
-            exact part has no error at all, so it is not worth spending JL error on. Ignored by "ts".
-        seed: everything random derives from it (the two stages get independent sub-seeds).
+        n_components_up: the intermediate dimension D (> E); default 4E. With up="auto"/"ctr" it sets the
+            up-projection factor D / E of every sampled degree block (rounded up to a power of two per block).
+        up: "auto" (default): per Maclaurin term, the exact monomials where they fit in E, the exact monomials
+            compressed by an SRHT where they fit in max(D_n, 8192), else complex-to-real TensorSRHT features
+            compressed by an SRHT, with E split across the terms by closed-form variances (see the module
+            docstring); "ctr": the same, always with the TensorSRHT up-projection for degrees >= 2; "ts"
+            (TensorSketch) or "rm" (Random Maclaurin): the original single up-projection of the whole kernel.
+        down: "srht" (subsampled randomized Hadamard, O(D log D)) or "gaussian" (dense, O(D E)); "auto" and
+            "ctr" use "srht" (they need its finite-population error, which a Gaussian map does not have).
+        h01: inhomogeneous kernels only. With up="rm": emit the degree-0/1 terms exactly as 1 + d of the E
+            outputs (Kar & Karnick's H0/1 heuristic) and compress only the sampled degree >= 2 features. With
+            "auto"/"ctr": split the kernel into its Maclaurin terms (False: treat it as the homogeneous kernel of
+            [x, sqrt(coef0)], as TensorSketch does). Ignored by "ts".
+        seed: everything random derives from it (every stage and block gets an independent sub-seed).
         batch_size: rows per batch; default keeps the widest intermediate near 2^23 elements (32 MiB in float32).
     """
 
@@ -69,7 +121,7 @@ class CraftMap(RandomFeatureMap):
         kernel: PolynomialKernel,
         n_components_up: int | None = None,
         up: str = "auto",
-        down: str = "srht",
+        down: str = "auto",
         h01: bool = True,
         seed: int = 0,
         batch_size: int | None = None,
@@ -84,34 +136,97 @@ class CraftMap(RandomFeatureMap):
             )
         if down not in DOWN_PROJECTIONS:
             raise ValueError(f"down must be one of {DOWN_PROJECTIONS}, got {down!r}")
-        if up == "auto":  # RM only pays off through its exact h01 terms, so it needs h01 and room for them
-            roomy = n_components >= 2 * (n_features_in + 1)
-            up = "rm" if (h01 and roomy and not kernel.homogeneous) else "ts"
+        if up not in UP_PROJECTIONS:
+            raise ValueError(f"up must be one of {UP_PROJECTIONS}, got {up!r}")
+        if up in ("auto", "ctr") and down == "gaussian":
+            raise ValueError(f"up={up!r} compresses with a count sketch or an SRHT; pass down='auto' or up='ts'/'rm'")
+        if up in ("ts", "rm") and down == "countsketch":
+            raise ValueError(f"up={up!r} compresses with an SRHT or a Gaussian map; pass down='auto'")
+        if down == "auto":
+            down = "countsketch" if up in ("auto", "ctr") else "srht"
         self.kernel = kernel
         self.n_components_up = n_components_up
         self.up_kind, self.down_kind = up, down
-        up_seed, down_seed = torch.randint(0, 2**62, (2,), generator=seeded_generator(seed), device="cpu").tolist()
-        self.up = make_polynomial_map(up, n_features_in, n_components_up, kernel, h01=h01, seed=up_seed)
+        if up in ("auto", "ctr"):
+            self._build_blocks(n_components_up / n_components, explicit_up=up == "auto", split=h01, down=down)
+        else:
+            self._build_single(h01)
+
+    def _build_blocks(self, up_factor: float, explicit_up: bool, split: bool, down: str) -> None:
+        plan = plan_degrees(self.kernel, self.n_features_in, self.n_components, up_factor, explicit_up, split, down)
+        self.plan = plan
+        generator = seeded_generator(self.seed)
+        seeds = torch.randint(0, 2**62, (len(plan.blocks),), generator=generator, device="cpu").tolist()
+        width = self.n_features_in + plan.augmented
+        self.blocks = nn.ModuleList(DegreeSketch(width, block, down, seed=s) for block, s in zip(plan.blocks, seeds))
+        exact = [b.n_components for b in plan.blocks if b.kind == "explicit"]
+        self.n_exact = (plan.constant > 0) + sum(exact)
+
+    def _build_single(self, h01: bool) -> None:
+        up, n_components = self.up_kind, self.n_components
+        up_seed, down_seed = torch.randint(
+            0, 2**62, (2,), generator=seeded_generator(self.seed), device="cpu"
+        ).tolist()
+        self.up = make_polynomial_map(up, self.n_features_in, self.n_components_up, self.kernel, h01=h01, seed=up_seed)
         self.n_exact = getattr(self.up, "n_exact", 0)  # exact h01 features pass through uncompressed
         if n_components <= self.n_exact:
             raise ValueError(
                 f"n_components={n_components} leaves no compressed features: h01=True keeps 1 + n_features_in = "
                 f"{self.n_exact} exact ones; use more components or h01=False"
             )
-        projection = SubsampledRandomizedHadamard if down == "srht" else GaussianProjection
-        self.down = projection(n_components_up - self.n_exact, n_components - self.n_exact, seed=down_seed)
+        projection = SubsampledRandomizedHadamard if self.down_kind == "srht" else GaussianProjection
+        self.down = projection(self.n_components_up - self.n_exact, n_components - self.n_exact, seed=down_seed)
 
     def sample_buffers(self) -> dict[str, torch.Tensor]:
-        return {}  # the randomness lives in the two stages
+        return {}  # the randomness lives in the stages
 
     def workspace_width(self) -> int:
+        if hasattr(self, "blocks"):
+            return max(block.workspace_width() for block in self.blocks) + self.n_components
         return max(self.up.workspace_width(), self.down.workspace_width())
 
     def transform_batch(self, x: torch.Tensor) -> torch.Tensor:
+        if hasattr(self, "blocks"):
+            return self._blocks_transform(x)
         if self.n_exact:
             compressed = self.down.transform_batch(self.up.random_features(x))
             return torch.cat([self.up.exact_features(x), compressed], dim=1)
         return self.down.transform_batch(self.up.transform_batch(x))
+
+    def _blocks_transform(self, x: torch.Tensor) -> torch.Tensor:
+        plan = self.plan
+        x = scaled_input(x, self.kernel.gamma)
+        if plan.augmented:
+            x = torch.cat([x, x.new_full((x.shape[0], 1), math.sqrt(self.kernel.coef0))], dim=1)
+        parts = [x.new_full((x.shape[0], 1), math.sqrt(plan.constant))] if plan.constant > 0 else []
+        parts += [block.transform_batch(x) for block in self.blocks]  # one block per Maclaurin degree (<= p)
+        if plan.n_padding:  # E beyond the whole explicit dimension: nothing left to estimate
+            parts.append(x.new_zeros(x.shape[0], plan.n_padding))
+        return torch.cat(parts, dim=1)
+
+    def describe(self) -> str:
+        """One sentence on how the E outputs are spent (used by the model card)."""
+        if not hasattr(self, "blocks"):
+            name = {"ts": "TensorSketch", "rm": "Random Maclaurin"}[self.up_kind]
+            down = "subsampled randomized Hadamard" if self.down_kind == "srht" else "Gaussian"
+            exact = f" (of which {self.n_exact} are the exact degree-0/1 kernel terms)" if self.n_exact else ""
+            return f"{name} up-projection to {self.n_components_up} features, {down} down-projection to {self.n_components}{exact}"
+        names = {
+            "explicit": "{E} exact monomial features",
+            "explicit-down": "the {D} exact monomials compressed to {E} by a {down}",
+            "ctr-down": "{D} complex-to-real TensorSRHT features compressed to {E} by a {down}",
+        }
+        plan = self.plan
+        down = {"countsketch": "balanced count sketch", "srht": "subsampled randomized Hadamard transform"}[plan.down]
+        parts = ["the constant term exactly (1 feature)"] if plan.constant > 0 else []
+        for b in plan.blocks:
+            parts.append(
+                f"degree {b.degree}: " + names[b.kind].format(E=b.n_components, D=b.n_components_up, down=down)
+            )
+        if plan.n_padding:
+            parts.append(f"{plan.n_padding} zero features (E exceeds the explicit dimension)")
+        prefix = "the kernel of [x, sqrt(coef0)] as one homogeneous term: " if plan.augmented else ""
+        return prefix + "; ".join(parts)
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, n_components_up={self.n_components_up}, up={self.up_kind!r}, down={self.down_kind!r}"

@@ -22,9 +22,12 @@ from hf_eff.random_features.kernels import PolynomialKernel
 class CraftMapsSampler(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     """Approximate the polynomial kernel (gamma <x, y> + coef0) ** degree with a compact random feature map.
 
-    The map up-projects to ``n_components_up`` random features (TensorSketch or Random Maclaurin), then
-    down-projects them to ``n_components`` with a subsampled randomized Hadamard (or Gaussian) transform, which
-    reproduces the kernel more accurately than either map alone at the same output size (Hamid et al., ICML 2014).
+    By default each Maclaurin term of the kernel gets its own block of outputs, sized by closed-form variances: the
+    constant exactly, the exact monomials where they fit (error 0 once ``n_components`` reaches the explicit
+    dimension), the exact monomials compressed by a balanced count sketch where they fit in the up-projection,
+    else complex-to-real TensorSRHT features up-projected to ``n_components_up`` and compressed (CRAFTMaps, Hamid et
+    al., ICML 2014, with the variance analysis of Wacker, Kanagawa & Filippone, JMLR 2024). Every block is unbiased,
+    so the inner products of the features estimate the kernel without bias.
     As for ``PolynomialCountSketch``, scale features to [0, 1] and l2-normalise rows first
     (``make_pipeline(MinMaxScaler(), Normalizer(), CraftMapsSampler(...))``): the error grows with ||x||^(2 degree).
 
@@ -39,14 +42,16 @@ class CraftMapsSampler(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
     n_components : int, default=100
         Output dimension E.
     n_components_up : int or None, default=None
-        Intermediate dimension D > E; None means 4 * n_components.
-    up : {"auto", "ts", "rm"}, default="auto"
-        Up-projection: TensorSketch, Random Maclaurin, or "auto" (TS for homogeneous kernels; RM with exact
-        degree-0/1 terms for inhomogeneous kernels when h01 is on and n_components >= 2 (n_features + 1), else TS).
-    down : {"srht", "gaussian"}, default="srht"
-        Down-projection.
+        Up-projection width D > E; None means 4 * n_components (per block: D_n / E_n = D / E).
+    up : {"auto", "ctr", "ts", "rm"}, default="auto"
+        "auto": per degree, exact monomials or TensorSRHT, as above; "ctr": always the TensorSRHT up-projection
+        for degrees >= 2; "ts" / "rm": the original CRAFTMaps with one TensorSketch / Random Maclaurin
+        up-projection of the whole kernel.
+    down : {"auto", "countsketch", "srht", "gaussian"}, default="auto"
+        Down-projection: "auto" is the balanced count sketch for "auto"/"ctr" and the SRHT for "ts"/"rm".
     h01 : bool, default=True
-        With ``up="rm"`` and coef0 > 0: emit the degree-0/1 kernel terms exactly instead of sampling them.
+        coef0 > 0 only. "auto"/"ctr": split the kernel into its Maclaurin terms (False: one homogeneous term in
+        [x, sqrt(coef0)]); "rm": emit the degree-0/1 terms exactly instead of sampling them.
     random_state : int, RandomState instance or None, default=None
         Seeds the random map; pass an int for reproducible features.
     batch_size : int or None, default=None
@@ -82,7 +87,7 @@ class CraftMapsSampler(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         n_components=100,
         n_components_up=None,
         up="auto",
-        down="srht",
+        down="auto",
         h01=True,
         random_state=None,
         batch_size=None,

@@ -145,10 +145,11 @@ def test_exact_low_degree_terms_help_inhomogeneous_kernels(digits):
     kernel = PolynomialKernel(3, 1.0, 1.0)
     auto = _median_error(lambda s: CraftMap(64, 256, kernel, up="auto", seed=s), digits, kernel)
     ts = _median_error(lambda s: CraftMap(64, 256, kernel, up="ts", seed=s), digits, kernel)
-    assert CraftMap(64, 256, kernel, up="auto").up_kind == "rm"
-    assert CraftMap(64, 256, kernel, up="auto", h01=False).up_kind == "ts"  # h01=False is respected
-    assert CraftMap(64, 100, kernel, up="auto").up_kind == "ts"  # no room for 65 exact features
-    assert auto < ts
+    rm = _median_error(lambda s: CraftMap(64, 256, kernel, up="rm", seed=s), digits, kernel)
+    plan = CraftMap(64, 256, kernel, up="auto").plan
+    assert plan.constant == 1 and [b.kind for b in plan.blocks][0] == "explicit"  # 1 + 64 exact features
+    assert CraftMap(64, 256, kernel, up="auto", h01=False).plan.augmented  # h01=False: one homogeneous term
+    assert auto < min(ts, rm), (auto, ts, rm)
 
 
 @pytest.mark.parametrize("coef0", [0.0, 2.0])

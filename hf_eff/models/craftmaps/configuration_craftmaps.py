@@ -17,9 +17,9 @@ class CraftMapsConfig(PreTrainedConfig):
         coef0 (`float`, *optional*, defaults to 1.0): kernel constant, >= 0 (0: homogeneous kernel).
         n_components (`int`, *optional*, defaults to 512): output dimension E of the feature map.
         n_components_up (`int`, *optional*): intermediate dimension D > E; defaults to 4E.
-        up (`str`, *optional*, defaults to `"auto"`): "ts", "rm" or "auto" (see `hf_eff.random_features.CraftMap`).
-        down (`str`, *optional*, defaults to `"srht"`): "srht" or "gaussian".
-        h01 (`bool`, *optional*, defaults to `True`): exact degree-0/1 features with up="rm".
+        up (`str`, *optional*, defaults to `"auto"`): "auto", "ctr", "ts" or "rm" (see `hf_eff.random_features.CraftMap`).
+        down (`str`, *optional*, defaults to `"auto"`): "auto", "countsketch", "srht" or "gaussian".
+        h01 (`bool`, *optional*, defaults to `True`): split an inhomogeneous kernel into its Maclaurin terms (up="auto"/"ctr"); exact degree-0/1 features (up="rm").
         seed (`int`, *optional*, defaults to 0): seeds the random map and the random code matrix.
         normalize (`str`, *optional*, defaults to `"l2"`):
             "l2" scales every input row to unit norm before the map (polynomial random features have variance
@@ -50,7 +50,7 @@ class CraftMapsConfig(PreTrainedConfig):
     n_components: int = 512
     n_components_up: int | None = None
     up: str = "auto"
-    down: str = "srht"
+    down: str = "auto"
     h01: bool = True
     seed: int = 0
     normalize: str = "l2"

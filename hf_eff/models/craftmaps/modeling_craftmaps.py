@@ -205,8 +205,7 @@ class CraftMapsForClassification(ModelCardMixin, CraftMapsPreTrainedModel):
         return {
             **super().model_card_variables(),
             "labels": list(self.config.id2label.values()),
-            "up_name": {"ts": "TensorSketch", "rm": "Random Maclaurin"}[self.feature_map.up_kind],
-            "exact_features": self.feature_map.n_exact,
+            "map_description": self.feature_map.describe(),
             "num_fit_samples": getattr(self, "num_fit_samples", None),
         }
 
