@@ -134,6 +134,8 @@ def main(argv: list[str] | None = None) -> None:
         # be set before TrainingArguments resolves the distributed setup (setting it afterwards has no effect)
         argv += ["--use_cpu", "true"]
     parser = HfArgumentParser((SegmentationArguments, TrainingArguments))
+    # every parameter gets a gradient in each step: DDP needs no unused-parameter search (and prints no warning)
+    parser.set_defaults(ddp_find_unused_parameters=False)
     args, training_args = parser.parse_args_into_dataclasses(args=argv)
     check_world_size(training_args)
     if training_args.report_to == "all" or training_args.report_to == ["all"]:
