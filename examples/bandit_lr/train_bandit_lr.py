@@ -23,6 +23,7 @@ from transformers import HfArgumentParser, TrainingArguments
 
 from hf_eff.bench.training import DigitsMLP, load_digits_splits
 from hf_eff.callbacks.bandit_lr import BanditLRCallback, BanditLRTrainer
+from hf_eff.distributed import world_size_problem
 
 
 @dataclass
@@ -55,13 +56,8 @@ def main(argv: list[str] | None = None) -> None:
         defaults += ["--use_cpu", "true"]  # joins torchrun / accelerate processes into one gloo group on CPU
     argv = list(sys.argv[1:] if argv is None else argv)
     script_args, training_args = parser.parse_args_into_dataclasses(defaults + argv)  # the command line wins
-    launched = int(os.environ.get("WORLD_SIZE", "1"))
-    expected = script_args.expected_world_size or launched
-    if training_args.world_size != expected or launched != expected:
-        raise SystemExit(
-            f"expected {expected} processes, the launcher started {launched} and the Trainer joined "
-            f"{training_args.world_size}; use torchrun --nproc_per_node N (accelerate launch --cpu starts one)"
-        )
+    if problem := world_size_problem(training_args.world_size, script_args.expected_world_size):
+        raise SystemExit(problem)
 
     splits = load_digits_splits(training_args.seed, probe_size=script_args.probe_size)  # probe held out of training
     bandit = BanditLRCallback(

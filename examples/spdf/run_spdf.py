@@ -30,6 +30,7 @@ from transformers import AutoModelForCausalLM, HfArgumentParser, TrainingArgumen
 
 from hf_eff import DenseFinetuneTrainer, SparsePretrainer, SparsityConfig, training_flops
 from hf_eff.data.tokenization import byte_level_tokenizer
+from hf_eff.distributed import world_size_problem
 from hf_eff.sparsity.recipe import gpt2_config, lm_blocks
 
 
@@ -65,13 +66,8 @@ def parse(argv: list[str] | None = None) -> tuple[SPDFScriptArguments, TrainingA
         defaults += ["--use_cpu", "true"]  # joins torchrun processes into one gloo group on CPU
     argv = list(sys.argv[1:] if argv is None else argv)
     script_args, training_args = parser.parse_args_into_dataclasses(defaults + argv)  # the command line wins
-    launched = int(os.environ.get("WORLD_SIZE", "1"))
-    expected = script_args.expected_world_size or launched
-    if training_args.world_size != expected or launched != expected:
-        raise SystemExit(
-            f"expected {expected} processes, the launcher started {launched} and the Trainer joined "
-            f"{training_args.world_size}; use torchrun --nproc_per_node N (accelerate launch --cpu starts one)"
-        )
+    if problem := world_size_problem(training_args.world_size, script_args.expected_world_size):
+        raise SystemExit(problem)
     return script_args, training_args
 
 

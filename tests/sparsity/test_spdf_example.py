@@ -18,7 +18,7 @@ def test_example_parses_training_arguments_and_checks_the_world_size(tmp_path):
     script, args = example.parse(["--output_dir", str(tmp_path), "--max_steps", "7", "--finetune_steps", "3"])
     assert args.max_steps == 7 and script.finetune_steps == 3 and args.adam_beta2 == 0.95  # recipe defaults kept
     # e.g. `accelerate launch --cpu --num_processes 2`, which starts one process
-    with pytest.raises(SystemExit, match="expected 2 processes, the launcher started 1"):
+    with pytest.raises(SystemExit, match="expected 2 processes; the launcher started 1"):
         example.parse(["--output_dir", str(tmp_path), "--expected_world_size", "2"])
 
 

@@ -25,7 +25,7 @@ def test_example_help():
 
 def test_example_refuses_a_world_size_other_than_the_one_asked_for(tmp_path):
     result = run_example("--output_dir", str(tmp_path), "--expected_world_size", "2", "--max_steps", "2")
-    assert result.returncode != 0 and "expected 2 processes, the launcher started 1" in result.stderr
+    assert result.returncode != 0 and "expected 2 processes; the launcher started 1" in result.stderr
 
 
 def test_example_trains_checkpoints_and_resumes_with_the_same_bandit(tmp_path):
