@@ -25,13 +25,27 @@ import tempfile
 from pathlib import Path
 from typing import Any, ClassVar
 
-from huggingface_hub import ModelCard, ModelCardData
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 
 LIBRARY_NAME = "hf_eff"
 DEFAULT_LICENSE = "apache-2.0"  # hf_eff's own license; a card for weights under other terms passes license=
 
 _PACKAGE = Path(__file__).resolve().parent
+
+
+def accuracy_card_metadata(dataset: str, accuracy: float, task_type: str = "image-classification") -> dict[str, Any]:
+    """``card_metadata`` for a model evaluated on ``dataset``'s test split: the dataset, the metric, and the measured
+    accuracy as a ``model-index`` entry (what the training examples record before they save)."""
+    result = EvalResult(
+        task_type=task_type,
+        dataset_type=dataset,
+        dataset_name=dataset,
+        dataset_split="test",
+        metric_type="accuracy",
+        metric_value=round(accuracy, 4),
+    )
+    return {"datasets": [dataset], "metrics": ["accuracy"], "eval_results": [result]}
 
 
 def templates_folder() -> Path:

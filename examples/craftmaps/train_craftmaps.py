@@ -58,11 +58,11 @@ def main(argv: list[str] | None = None) -> int:
     parser, args = parse_args(argv)
     import torch
     from accelerate import Accelerator
-    from huggingface_hub import EvalResult
 
     import hf_eff
     from hf_eff import CraftMapsConfig, CraftMapsForClassification
     from hf_eff.distributed import world_size_problem
+    from hf_eff.modelcard import accuracy_card_metadata
 
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
     if problem := world_size_problem(accelerator.num_processes, args.expected_world_size):
@@ -97,20 +97,7 @@ def main(argv: list[str] | None = None) -> int:
             predicted = model.predict(batch["pixel_values"].to(accelerator.device)).cpu()
             correct += int((predicted == batch["label"]).sum())
         accuracy = correct / len(test)
-        model.card_metadata = {
-            "datasets": [args.dataset],
-            "metrics": ["accuracy"],
-            "eval_results": [
-                EvalResult(
-                    task_type="image-classification",
-                    dataset_type=args.dataset,
-                    dataset_name=args.dataset,
-                    dataset_split="test",
-                    metric_type="accuracy",
-                    metric_value=round(accuracy, 4),
-                )
-            ],
-        }
+        model.card_metadata = accuracy_card_metadata(args.dataset, accuracy)
         output_dir = Path(args.output_dir)
         model.save_pretrained(output_dir)
         metrics = {"test_accuracy": accuracy, "train_samples": model.num_fit_samples, "dataset": args.dataset}

@@ -26,12 +26,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from huggingface_hub import EvalResult
 from transformers import HfArgumentParser, Trainer, TrainingArguments
 
 from hf_eff import RevBiFPNConfig, RevBiFPNForImageClassification, load_image_dataset
 from hf_eff.bench import SavedTensorsMeter
 from hf_eff.distributed import world_size_problem
+from hf_eff.modelcard import accuracy_card_metadata
 
 
 @dataclass
@@ -130,20 +130,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
     metrics = trainer.evaluate()
-    model.card_metadata = {  # the card written by save_model: what it was trained on and what it measured
-        "datasets": [args.dataset],
-        "metrics": ["accuracy"],
-        "eval_results": [
-            EvalResult(
-                task_type="image-classification",
-                dataset_type=args.dataset,
-                dataset_name=args.dataset,
-                dataset_split="test",
-                metric_type="accuracy",
-                metric_value=round(metrics["eval_accuracy"], 4),
-            )
-        ],
-    }
+    model.card_metadata = accuracy_card_metadata(args.dataset, metrics["eval_accuracy"])  # for the saved card
     trainer.save_model(training_args.output_dir)
     if training_args.push_to_hub and trainer.is_world_process_zero():
         # the model's own push keeps hf_eff's card (Trainer.push_to_hub would write transformers' generic one)
