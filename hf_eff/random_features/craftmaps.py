@@ -81,9 +81,33 @@ class DegreeSketch(RandomFeatureMap):
         return max(self.up.workspace_width(), 0 if self.down is None else self.down.workspace_width())
 
     def transform_batch(self, x: torch.Tensor) -> torch.Tensor:
-        u = self.up.transform_batch(x)
-        u = u if self.down is None else self.down.transform_batch(u)
-        return u if self.scale == 1 else u * self.scale
+        return self.transform_into(x, x.new_zeros(x.shape[0], self.n_components))
+
+    def transform_into(self, x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        """Write the block's (n, E_n) features into ``out``, which must be zero (a column slice is fine)."""
+        if self.down is None:
+            return out.copy_(self.up.transform_batch(x)).mul_(self.scale)
+        if not isinstance(self.down, BalancedCountSketch):
+            return out.copy_(self.down.transform_batch(self.up.transform_batch(x))).mul_(self.scale)
+        # fused: the up-projection's raw products, every scale and sign folded into one multiply, one scatter
+        if self.block.kind == "ctr-down":
+            raw = torch.view_as_real(self.up.complex_features(x)).reshape(x.shape[0], -1)
+        else:
+            raw = self.up.monomial_products(x)
+        bucket = self.derived("bucket", lambda: self._scatter_plan()[0])
+        weight = self.derived("weight", lambda: self._scatter_plan()[1], x.dtype)
+        return out.index_add_(1, bucket, raw.mul_(weight))
+
+    def _scatter_plan(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per raw up-projection entry: its count-sketch bucket, and the weight it is summed with."""
+        if self.block.kind == "ctr-down":
+            coordinate, scale = self.up.interleaved_layout()
+        else:  # the exact monomials: coordinate i is monomial i, with its sqrt(multinomial) weight
+            coordinate, scale = torch.arange(self.up.n_components), self.up.weights.cpu()
+        kept = coordinate >= 0  # an odd E drops the last imaginary part: weight 0
+        coordinate = coordinate.clamp(min=0)
+        signs = self.down.signs.cpu().to(torch.float64)[coordinate]
+        return self.down.bucket_of().cpu()[coordinate], scale * signs * kept * self.scale
 
     def extra_repr(self) -> str:
         b = self.block
@@ -111,8 +135,12 @@ class CraftMap(RandomFeatureMap):
             "auto"/"ctr": split the kernel into its Maclaurin terms (False: treat it as the homogeneous kernel of
             [x, sqrt(coef0)], as TensorSketch does). Ignored by "ts".
         seed: everything random derives from it (every stage and block gets an independent sub-seed).
-        batch_size: rows per batch; default keeps the widest intermediate near 2^23 elements (32 MiB in float32).
+        batch_size: rows per batch; default keeps the widest intermediate near 2^21 elements (16 MiB in float64).
     """
+
+    # a few hundred rows per batch: the intermediates stay near the cache, which measured ~1.5x faster on CPU than
+    # the 2^23 default of single-stage maps; the per-batch overhead is still small at this size
+    workspace_elements = 1 << 21
 
     def __init__(
         self,
@@ -198,11 +226,15 @@ class CraftMap(RandomFeatureMap):
         x = scaled_input(x, self.kernel.gamma)
         if plan.augmented:
             x = torch.cat([x, x.new_full((x.shape[0], 1), math.sqrt(self.kernel.coef0))], dim=1)
-        parts = [x.new_full((x.shape[0], 1), math.sqrt(plan.constant))] if plan.constant > 0 else []
-        parts += [block.transform_batch(x) for block in self.blocks]  # one block per Maclaurin degree (<= p)
-        if plan.n_padding:  # E beyond the whole explicit dimension: nothing left to estimate
-            parts.append(x.new_zeros(x.shape[0], plan.n_padding))
-        return torch.cat(parts, dim=1)
+        out = x.new_zeros(x.shape[0], self.n_components)  # E beyond the explicit dimension: zero padding at the end
+        start = 0
+        if plan.constant > 0:
+            out[:, 0] = math.sqrt(plan.constant)
+            start = 1
+        for block in self.blocks:  # one block per Maclaurin degree (<= p), each writing its own columns
+            block.transform_into(x, out[:, start : start + block.n_components])
+            start += block.n_components
+        return out
 
     def describe(self) -> str:
         """One sentence on how the E outputs are spent (used by the model card)."""

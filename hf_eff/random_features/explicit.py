@@ -46,11 +46,15 @@ class ExplicitPolynomialFeatures(RandomFeatureMap):
     def workspace_width(self) -> int:
         return 2 * self.n_components
 
-    def transform_batch(self, x: torch.Tensor) -> torch.Tensor:
-        out = x.index_select(1, self.monomials[:, 0]) * self.weights.to(x.dtype)
+    def monomial_products(self, x: torch.Tensor) -> torch.Tensor:
+        """The (n, C(d + n - 1, n)) products prod_k x_i_k, without the sqrt(multinomial) weights."""
+        out = x.index_select(1, self.monomials[:, 0])
         for k in range(1, self.degree):  # one gather per factor, never per monomial
-            out = out * x.index_select(1, self.monomials[:, k])
+            out.mul_(x.index_select(1, self.monomials[:, k]))
         return out
+
+    def transform_batch(self, x: torch.Tensor) -> torch.Tensor:
+        return self.monomial_products(x).mul_(self.weights.to(x.dtype))
 
     def extra_repr(self) -> str:
         return f"n_features_in={self.n_features_in}, degree={self.degree}, n_components={self.n_components}"
