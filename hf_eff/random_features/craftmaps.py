@@ -84,19 +84,22 @@ class DegreeSketch(RandomFeatureMap):
         return self.transform_into(x, x.new_zeros(x.shape[0], self.n_components))
 
     def transform_into(self, x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
-        """Write the block's (n, E_n) features into ``out``, which must be zero (a column slice is fine)."""
-        if self.down is None:
-            return out.copy_(self.up.transform_batch(x)).mul_(self.scale)
-        if not isinstance(self.down, BalancedCountSketch):
+        """Write the block's (n, E_n) features into ``out``, which must be zero (a column slice is fine).
+
+        Fused for the count sketch: the up-projection's raw products (complex CtR products, or the exact monomials
+        feature-major), every scale and sign folded into one multiply, then one scatter into the buckets.
+        """
+        if self.down is not None and not isinstance(self.down, BalancedCountSketch):  # the SRHT ablation
             return out.copy_(self.down.transform_batch(self.up.transform_batch(x))).mul_(self.scale)
-        # fused: the up-projection's raw products, every scale and sign folded into one multiply, one scatter
+        weight = self.derived("weight", lambda: self._scatter_plan()[1], x.dtype)
         if self.block.kind == "ctr-down":
             raw = torch.view_as_real(self.up.complex_features(x)).reshape(x.shape[0], -1)
-        else:
-            raw = self.up.monomial_products(x)
-        bucket = self.derived("bucket", lambda: self._scatter_plan()[0])
-        weight = self.derived("weight", lambda: self._scatter_plan()[1], x.dtype)
-        return out.index_add_(1, bucket, raw.mul_(weight))
+            return out.index_add_(1, self.derived("bucket", lambda: self._scatter_plan()[0]), raw.mul_(weight))
+        raw = self.up.monomial_products(x).mul_(weight.unsqueeze(1))  # (monomials, n)
+        if self.down is None:
+            return out.copy_(raw.T)
+        sketch = raw.new_zeros(self.n_components, x.shape[0])
+        return out.copy_(sketch.index_add_(0, self.derived("bucket", lambda: self._scatter_plan()[0]), raw).T)
 
     def _scatter_plan(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Per raw up-projection entry: its count-sketch bucket, and the weight it is summed with."""
@@ -104,6 +107,8 @@ class DegreeSketch(RandomFeatureMap):
             coordinate, scale = self.up.interleaved_layout()
         else:  # the exact monomials: coordinate i is monomial i, with its sqrt(multinomial) weight
             coordinate, scale = torch.arange(self.up.n_components), self.up.weights.cpu()
+        if self.down is None:
+            return coordinate, scale * self.scale
         kept = coordinate >= 0  # an odd E drops the last imaginary part: weight 0
         coordinate = coordinate.clamp(min=0)
         signs = self.down.signs.cpu().to(torch.float64)[coordinate]
