@@ -140,12 +140,12 @@ class CraftMap(RandomFeatureMap):
             "auto"/"ctr": split the kernel into its Maclaurin terms (False: treat it as the homogeneous kernel of
             [x, sqrt(coef0)], as TensorSketch does). Ignored by "ts".
         seed: everything random derives from it (every stage and block gets an independent sub-seed).
-        batch_size: rows per batch; default keeps the widest intermediate near 2^21 elements (16 MiB in float64).
+        batch_size: rows per batch; default keeps the widest intermediate near 2^20 elements (8 MiB in float64).
     """
 
-    # a few hundred rows per batch: the intermediates stay near the cache, which measured ~1.5x faster on CPU than
+    # about 100-200 rows per batch: the intermediates stay near the cache, which measured ~1.5x faster on CPU than
     # the 2^23 default of single-stage maps; the per-batch overhead is still small at this size
-    workspace_elements = 1 << 21
+    workspace_elements = 1 << 20
 
     def __init__(
         self,
