@@ -109,3 +109,15 @@ def test_tensor_srht_sampling_draws_permuted_hadamard_rows_with_complex_signs():
                 rows = w[:, j, part, 8 * b : 8 * b + 8].T  # 8 rows H_k * signs of one block
                 torch.testing.assert_close(rows @ rows.T, 8 * torch.eye(8))  # orthogonal: permuted Hadamard rows
     assert not torch.equal(w[:, 0], w[:, 1])  # independent factors
+
+
+def test_cached_layouts_are_not_pickled_and_follow_dtype_moves():
+    import pickle
+
+    feature_map = CraftMap(12, 60, PolynomialKernel(3, 1.0, 1.0), seed=0)
+    x = torch.randn(6, 12, dtype=torch.float64)
+    z = feature_map(x)
+    copy = pickle.loads(pickle.dumps(feature_map))
+    assert all(not module.__dict__.get("_derived") for module in copy.modules())
+    torch.testing.assert_close(copy(x), z, rtol=0, atol=0)
+    torch.testing.assert_close(feature_map.double()(x), z, rtol=0, atol=0)  # .double(): caches rebuilt, same map

@@ -218,7 +218,7 @@ def test_randomness_is_stored_in_persistent_buffers():
 def test_gpu_matches_cpu():
     kernel = PolynomialKernel(3, 1.0, 1.0)
     x = torch.randn(64, 20)
-    for up in ("ts", "rm"):
+    for up in ("ts", "rm", "auto"):  # "auto": the fused per-degree blocks (cached layouts follow .cuda())
         feature_map = CraftMap(20, 64, kernel, 256, up=up, seed=0)
         cpu = feature_map(x)
         torch.testing.assert_close(feature_map.cuda()(x.cuda()).cpu(), cpu, rtol=1e-4, atol=1e-4)
