@@ -9,9 +9,11 @@ up-projection is never materialised for the whole input.
 The default (``up="auto"``) applies this per Maclaurin term of the kernel, with the variance analysis of Wacker,
 Kanagawa & Filippone (JMLR 2024): the constant exactly, each degree n in its own block sized by closed-form
 variances (:mod:`~hf_eff.random_features.degree_split`), and within a block the best unbiased up-projection
-affordable: the exact monomials when they fit in E (error 0), the exact monomials compressed by an SRHT when they
-fit in the up-projection's width (no up-projection error at all), else complex-to-real TensorSRHT features
-(:class:`~hf_eff.random_features.tensor_srht.ComplexTensorSRHT`) compressed by an SRHT.
+affordable: the exact monomials when they fit in E (error 0), the exact monomials compressed by a balanced count
+sketch when they fit in the up-projection's width (no up-projection error at all), else complex-to-real TensorSRHT
+features (:class:`~hf_eff.random_features.tensor_srht.ComplexTensorSRHT`) compressed by the count sketch. A block
+is evaluated fused: the up-projection's raw products, every scale and sign folded into one multiply, one scatter
+into the count-sketch buckets, written straight into the block's columns of the output.
 """
 
 import math
@@ -127,14 +129,17 @@ class CraftMap(RandomFeatureMap):
         n_components: output dimension E.
         kernel: the polynomial kernel to approximate.
         n_components_up: the intermediate dimension D (> E); default 4E. With up="auto"/"ctr" it sets the
-            up-projection factor D / E of every sampled degree block (rounded up to a power of two per block).
+            up-projection factor D / E of every sampled degree block (per block rounded up to a power of two for an
+            SRHT). It is the speed knob: a TensorSRHT block's cost is mostly its d x D matrix product, so 2E runs
+            about twice as fast as the default for a somewhat higher error.
         up: "auto" (default): per Maclaurin term, the exact monomials where they fit in E, the exact monomials
-            compressed by an SRHT where they fit in max(D_n, 8192), else complex-to-real TensorSRHT features
-            compressed by an SRHT, with E split across the terms by closed-form variances (see the module
+            compressed by a count sketch where they fit in max(D_n, 8192), else complex-to-real TensorSRHT features
+            compressed by a count sketch, with E split across the terms by closed-form variances (see the module
             docstring); "ctr": the same, always with the TensorSRHT up-projection for degrees >= 2; "ts"
             (TensorSketch) or "rm" (Random Maclaurin): the original single up-projection of the whole kernel.
-        down: "srht" (subsampled randomized Hadamard, O(D log D)) or "gaussian" (dense, O(D E)); "auto" and
-            "ctr" use "srht" (they need its finite-population error, which a Gaussian map does not have).
+        down: "countsketch" (balanced count sketch, O(D); the default of "auto"/"ctr"), "srht" (subsampled
+            randomized Hadamard, O(D log D); the default of "ts"/"rm") or "gaussian" (dense, O(D E); "ts"/"rm"
+            only: "auto"/"ctr" need a finite-population error, which a Gaussian map does not have).
         h01: inhomogeneous kernels only. With up="rm": emit the degree-0/1 terms exactly as 1 + d of the E
             outputs (Kar & Karnick's H0/1 heuristic) and compress only the sampled degree >= 2 features. With
             "auto"/"ctr": split the kernel into its Maclaurin terms (False: treat it as the homogeneous kernel of
