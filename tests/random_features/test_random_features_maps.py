@@ -184,7 +184,7 @@ def test_tensor_sketch_cache_follows_dtype_changes_and_is_not_pickled():
     x = torch.randn(3, 8)
     z32 = sketch(x)
     torch.testing.assert_close(sketch.double()(x.double()).float(), z32, rtol=1e-5, atol=1e-6)
-    assert pickle.loads(pickle.dumps(sketch))._dft_cache == {}
+    assert pickle.loads(pickle.dumps(sketch))._derived == {}
 
 
 # ---------------------------------------------------------------------------- determinism, dtypes, batching
