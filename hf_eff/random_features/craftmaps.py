@@ -131,7 +131,7 @@ class CraftMap(RandomFeatureMap):
         n_components_up: the intermediate dimension D (> E); default 4E. With up="auto"/"ctr" it sets the
             up-projection factor D / E of every sampled degree block (per block rounded up to a power of two for an
             SRHT). It is the speed knob: a TensorSRHT block's cost is mostly its d x D matrix product, so 2E runs
-            about twice as fast as the default for a somewhat higher error.
+            up to about twice as fast as the default (where TensorSRHT blocks dominate) for a somewhat higher error.
         up: "auto" (default): per Maclaurin term, the exact monomials where they fit in E, the exact monomials
             compressed by a count sketch where they fit in max(D_n, 8192), else complex-to-real TensorSRHT features
             compressed by a count sketch, with E split across the terms by closed-form variances (see the module
