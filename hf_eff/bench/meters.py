@@ -6,7 +6,8 @@
   the real peak of a training step, transient buffers included, without the allocator slack RSS carries.
 - :class:`PeakRSSMeter` reads the process's peak resident memory (Linux ``VmHWM``, reset per measurement).
 - :func:`compare_timings` times several callables interleaved and reports each one's ratio to a baseline.
-- :func:`single_thread` runs a block with one intra-op thread, so timings compare like with like on a shared CPU.
+- :func:`single_thread` runs a block with one thread in torch and in NumPy's BLAS/OpenMP pools, so timings compare
+  like with like on a shared CPU.
 """
 
 import contextlib
@@ -19,15 +20,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from threadpoolctl import threadpool_limits
 
 
 @contextlib.contextmanager
 def single_thread() -> Iterator[None]:
-    """Run the block with one intra-op thread, then restore the previous count (also on error)."""
+    """Run the block with one torch thread and one BLAS/OpenMP thread (NumPy, SciPy, scikit-learn), then restore.
+
+    NumPy's BLAS left multi-threaded on a shared machine measured up to 30x slower, and a baseline timed with more
+    threads than ours would not be a like-for-like ratio.
+    """
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        yield
+        with threadpool_limits(1):
+            yield
     finally:
         torch.set_num_threads(threads)
 
@@ -201,9 +208,12 @@ def compare_timings(
     baseline: str,
     repeats: int = 5,
     warmup: int = 1,
+    clock: Callable[[], float] = time.perf_counter,
 ) -> dict[str, Timing]:
     """Time each callable ``repeats`` times, interleaved round-robin so that drift of the machine affects
-    all of them alike, and report each median as a ratio to ``baseline``'s median."""
+    all of them alike, and report each median as a ratio to ``baseline``'s median. ``clock=time.thread_time``
+    counts the calling thread's CPU time, which other jobs on a shared machine cannot stretch (for single-threaded
+    code only: work on other threads is not counted)."""
     if baseline not in candidates:
         raise ValueError(f"baseline {baseline!r} is not one of {sorted(candidates)}")
     if repeats < 1 or warmup < 0:
@@ -214,8 +224,8 @@ def compare_timings(
     times: dict[str, list[float]] = {name: [] for name in candidates}
     for _ in range(repeats):
         for name, fn in candidates.items():
-            start = time.perf_counter()
+            start = clock()
             fn()
-            times[name].append(time.perf_counter() - start)
+            times[name].append(clock() - start)
     base = statistics.median(times[baseline])
     return {name: Timing(name, statistics.median(ts), ts, statistics.median(ts) / base) for name, ts in times.items()}

@@ -1,14 +1,13 @@
 """What every random feature map shares: seeded randomness kept in buffers, input checks, bounded-memory batching."""
 
 import math
+from collections.abc import Callable
 
 import torch
 from torch import nn
 
 
 _FLOAT_DTYPES = (torch.float32, torch.float64)
-# the widest intermediate (rows x width) a map materialises at once, in elements: bounds memory on large inputs
-_WORKSPACE_ELEMENTS = 1 << 23
 
 
 def seeded_generator(seed: int) -> torch.Generator:
@@ -38,6 +37,9 @@ class RandomFeatureMap(nn.Module):
     and processes it in row batches so the widest intermediate stays bounded, whatever n is.
     """
 
+    # the widest intermediate (rows x width) materialised at once, in elements: bounds memory on large inputs
+    workspace_elements = 1 << 23
+
     def __init__(self, n_features_in: int, n_components: int, seed: int = 0, batch_size: int | None = None):
         super().__init__()
         self.n_features_in = check_positive_int(n_features_in, "n_features_in")
@@ -58,6 +60,29 @@ class RandomFeatureMap(nn.Module):
         """Elements per input row of the widest intermediate; sets the default batch size."""
         return self.n_components
 
+    def derived(self, name: str, build: Callable[[], torch.Tensor], dtype: torch.dtype | None = None) -> torch.Tensor:
+        """``build()`` (a function of this module's buffers) on their device, cast to ``dtype``, computed once.
+
+        For layouts and dtypes of the buffers that the fast path wants but a checkpoint should not store. The key
+        holds every buffer's version, so in-place writes (``load_state_dict``, ``from_pretrained``) rebuild it;
+        ``.to()`` / ``.double()`` clear the cache and pickling drops it.
+        """
+        buffers = tuple(self.buffers())  # a composite map's derived data depends on its stages' buffers
+        versions = tuple((b.data_ptr(), b._version) for b in buffers)
+        cache = self.__dict__.setdefault("_derived", {})
+        entry = cache.get((name, dtype))
+        if entry is None or entry[0] != versions:
+            device = buffers[0].device if buffers else None
+            entry = cache[name, dtype] = (versions, build().to(device=device, dtype=dtype))
+        return entry[1]
+
+    def __getstate__(self):
+        return {**super().__getstate__(), "_derived": {}}
+
+    def _apply(self, fn, *args, **kwargs):
+        self.__dict__["_derived"] = {}
+        return super()._apply(fn, *args, **kwargs)
+
     def _register_sampled_buffers(self) -> None:
         for name, tensor in self.sample_buffers().items():
             self.register_buffer(name, tensor, persistent=True)
@@ -65,7 +90,7 @@ class RandomFeatureMap(nn.Module):
     def rows_per_batch(self) -> int:
         if self.batch_size is not None:
             return self.batch_size
-        return max(1, _WORKSPACE_ELEMENTS // max(1, self.workspace_width()))
+        return max(1, self.workspace_elements // max(1, self.workspace_width()))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.check_input(x)

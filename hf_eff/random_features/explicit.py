@@ -46,11 +46,20 @@ class ExplicitPolynomialFeatures(RandomFeatureMap):
     def workspace_width(self) -> int:
         return 2 * self.n_components
 
-    def transform_batch(self, x: torch.Tensor) -> torch.Tensor:
-        out = x.index_select(1, self.monomials[:, 0]) * self.weights.to(x.dtype)
+    def monomial_products(self, x: torch.Tensor) -> torch.Tensor:
+        """The products prod_k x_i_k without the sqrt(multinomial) weights, feature-major: (monomials, rows).
+
+        Feature-major because each gather then copies whole contiguous rows: several times faster on CPU than
+        gathering columns of the row-major input.
+        """
+        xt = x.T.contiguous()
+        out = xt.index_select(0, self.monomials[:, 0])
         for k in range(1, self.degree):  # one gather per factor, never per monomial
-            out = out * x.index_select(1, self.monomials[:, k])
+            out.mul_(xt.index_select(0, self.monomials[:, k]))
         return out
+
+    def transform_batch(self, x: torch.Tensor) -> torch.Tensor:
+        return self.monomial_products(x).mul_(self.weights.to(x.dtype).unsqueeze(1)).T.contiguous()
 
     def extra_repr(self) -> str:
         return f"n_features_in={self.n_features_in}, degree={self.degree}, n_components={self.n_components}"

@@ -90,7 +90,19 @@ class BalancedCountSketch(RandomFeatureMap):
     def workspace_width(self) -> int:
         return 2 * (self.n_features_in + self.n_components)
 
+    def bucket_of(self) -> torch.Tensor:
+        """(D,) the bucket of every input coordinate (the inverse of the ``buckets`` table)."""
+
+        def build():
+            table, d = self.buckets.cpu(), self.n_features_in
+            bucket = torch.arange(self.n_components).unsqueeze(1).expand_as(table)
+            used = table < d
+            out = torch.empty(d, dtype=torch.int64)
+            out[table[used]] = bucket[used]
+            return out
+
+        return self.derived("bucket_of", build)
+
     def transform_batch(self, u: torch.Tensor) -> torch.Tensor:
-        # a gather and a contiguous sum: much faster on CPU than a scatter (index_add) into the buckets
-        signed = torch.cat([u * self.signs.to(u.dtype), u.new_zeros(u.shape[0], 1)], dim=1)
-        return signed[:, self.buckets.flatten()].view(u.shape[0], self.n_components, -1).sum(dim=2)
+        # a scatter into the buckets: on CPU about twice as fast as gathering them and summing
+        return u.new_zeros(u.shape[0], self.n_components).index_add_(1, self.bucket_of(), u * self.signs.to(u.dtype))

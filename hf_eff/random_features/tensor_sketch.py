@@ -35,17 +35,15 @@ class TensorSketch(RandomFeatureMap):
         self.kernel = kernel
         self.sketched_features = n_features_in + (0 if kernel.homogeneous else 1)
         self._register_sampled_buffers()
-        self._dft_cache: dict = {}
 
     def uses_dense_dft(self) -> bool:
         """Matrix-product route when d stays below ~16 log2(D) (measured crossover on CPU, d=64..256, D=2^11)."""
         return self.sketched_features <= 16 * max(1, math.log2(self.n_components))
 
-    def _dense_dft(self, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    def _dense_dft(self, dtype: torch.dtype) -> torch.Tensor:
         """(d, degree * (D/2 + 1) * 2) real matrix: x @ it, viewed as complex, is rfft(C_j x) for every j."""
-        # in-place writes to the hashes (load_state_dict, from_pretrained) bump their version: rebuild then
-        key = (dtype, device, self.index_hash.data_ptr(), self.index_hash._version, self.sign_hash._version)
-        if key not in self._dft_cache:
+
+        def build():
             p, width, bins = self.kernel.degree, self.n_components, self.n_components // 2 + 1
             buckets = (self.index_hash.view(p, -1) % width).cpu().to(torch.float64)  # (p, d)
             frequencies = torch.arange(bins, dtype=torch.float64)
@@ -53,16 +51,9 @@ class TensorSketch(RandomFeatureMap):
             angles = -2 * math.pi * torch.remainder(buckets.unsqueeze(-1) * frequencies, width) / width  # (p, d, bins)
             signs = self.sign_hash.view(p, -1, 1).cpu().to(torch.float64)
             dft = torch.stack([signs * torch.cos(angles), signs * torch.sin(angles)], dim=-1)  # (p, d, bins, 2)
-            matrix = dft.permute(1, 0, 2, 3).reshape(self.sketched_features, p * bins * 2)
-            self._dft_cache = {key: matrix.to(device=device, dtype=dtype)}  # keep one: a map lives on one device
-        return self._dft_cache[key]
+            return dft.permute(1, 0, 2, 3).reshape(self.sketched_features, p * bins * 2)
 
-    def __getstate__(self):
-        return {**super().__getstate__(), "_dft_cache": {}}  # derived data: never pickled
-
-    def _apply(self, fn, *args, **kwargs):
-        self._dft_cache = {}  # .to() / .cuda() / .double(): rebuild the cached matrix for the new tensors
-        return super()._apply(fn, *args, **kwargs)
+        return self.derived("dense_dft", build, dtype)  # rebuilt after in-place writes to the hashes or .to()
 
     def sample_buffers(self) -> dict[str, torch.Tensor]:
         generator = seeded_generator(self.seed)
@@ -81,7 +72,7 @@ class TensorSketch(RandomFeatureMap):
             x = torch.cat([x, x.new_full((x.shape[0], 1), math.sqrt(self.kernel.coef0))], dim=1)
         p, width = self.kernel.degree, self.n_components
         if p > 1 and self.uses_dense_dft():
-            spectra = torch.view_as_complex((x @ self._dense_dft(x.dtype, x.device)).view(x.shape[0], p, -1, 2))
+            spectra = torch.view_as_complex((x @ self._dense_dft(x.dtype)).view(x.shape[0], p, -1, 2))
         else:
             values = x.repeat(1, p) * self.sign_hash.to(x.dtype)
             sketches = x.new_zeros(x.shape[0], p * width).index_add_(1, self.index_hash, values)

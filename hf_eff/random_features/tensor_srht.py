@@ -10,8 +10,9 @@ data are correlated (t near 1), which is the case for the non-negative inputs po
 Structured orthogonal blocks (TensorSRHT): the vectors of one factor come in blocks of m = 2^ceil(log2 d) rows of
 H_m D, a Walsh-Hadamard matrix with randomly permuted rows times a complex Rademacher diagonal D = (A + iB)/sqrt(2),
 restricted to the d input coordinates; within a block they are Hermitian-orthogonal (exactly when d = m), which
-makes the features negatively correlated and lowers the variance further. For the small d this library targets the rows are applied as one dense matrix product
-(for d <= 64 a Hadamard pass costs the same flops and is slower), so one matmul yields every factor of every
+makes the features negatively correlated and lowers the variance further. For the small d this library targets the
+rows are applied as one dense matrix product: a fast Walsh-Hadamard pass needs 4x fewer flops at d = 64 but then a
+gather per factor for the row permutations, and measured no faster on CPU. So one matmul yields every factor of every
 feature and the only loop is over the n factors of the product.
 """
 
@@ -44,39 +45,58 @@ class ComplexTensorSRHT(RandomFeatureMap):
         d, m, k = self.n_features_in, next_power_of_two(self.n_features_in), self.n_complex
         hadamard = hadamard_matrix(m, torch.float32, device="cpu")[:, :d]  # (m, d): rows are the block's vectors
         blocks = -(-k // m)
-        parts = []
-        for _ in range(self.degree * blocks):  # per factor: independent blocks
-            rows = hadamard[torch.randperm(m, generator=generator, device="cpu")]
-            signs = random_signs((2, 1, d), generator).float()  # a complex Rademacher diagonal (a + i b) / sqrt(2)
-            parts.append(rows * signs)  # (2, m, d): the real and imaginary parts of m vectors H_k (a + i b)
+        count = self.degree * blocks  # per factor: independent blocks
+        # a uniformly random row order per block (argsort of i.i.d. uniforms) and a complex Rademacher diagonal
+        # (a + i b) / sqrt(2) per block: (count, 2, m, d), the real and imaginary parts of m vectors H_k (a + i b)
+        order = torch.rand(count, m, generator=generator, dtype=torch.float64, device="cpu").argsort(dim=1)
+        signs = random_signs((count, 2, 1, d), generator).float()
+        parts = hadamard[order].unsqueeze(1) * signs
         # with one Hadamard row per complex vector, w_k^H w_l = sum_i H_ki H_li (a_i^2 + b_i^2) / 2 = 0 for k != l
         # (exactly when d = m): each block is Hermitian-orthogonal
-        # (degree, blocks, 2, m, d) -> (degree, 2, blocks * m, d) -> keep k vectors -> (d, degree, 2, k): one matmul
-        # gives the real and imaginary parts of every factor of every feature as contiguous (n, k) slices
-        stacked = torch.stack(parts).view(self.degree, blocks, 2, m, d).transpose(1, 2).reshape(self.degree, 2, -1, d)
+        # (degree, blocks, 2, m, d) -> (degree, 2, blocks * m, d) -> keep k vectors -> (d, degree, 2, k)
+        stacked = parts.view(self.degree, blocks, 2, m, d).transpose(1, 2).reshape(self.degree, 2, -1, d)
         stacked = stacked[:, :, :k]
         return {"projection": (stacked.permute(3, 0, 1, 2) / math.sqrt(2)).contiguous().view(d, -1)}
 
     def workspace_width(self) -> int:
-        return 2 * self.degree * self.n_complex + 4 * self.n_complex
+        return 2 * self.degree * self.n_complex + 2 * self.n_complex
 
-    def complex_features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Real and imaginary parts, each (n, K), of the complex features prod_j <w_j, x>, unscaled.
+    def complex_features(self, x: torch.Tensor) -> torch.Tensor:
+        """The (n, K) complex features prod_j <w_j, x>, unscaled.
 
-        The products are written out in real arithmetic: on CPU that is several times faster than torch's
-        complex multiply, and it needs no complex dtype at all.
+        One matrix product gives every factor, laid out (real, imaginary) pairwise so that it is a complex tensor
+        without a copy; the products are torch's vectorised complex multiplies, in place after the first.
         """
-        factors = (x @ self.projection.to(x.dtype)).view(x.shape[0], self.degree, 2, -1)
-        real, imag = factors[:, 0, 0], factors[:, 0, 1]
-        for j in range(1, self.degree):  # (a + ib)(c + id) = (ac - bd) + i(ad + bc)
-            c, d = factors[:, j, 0], factors[:, j, 1]
-            real, imag = real * c - imag * d, real * d + imag * c
-        return real, imag
+        d, k = self.n_features_in, self.n_complex
+        projection = self.derived(
+            "interleaved", lambda: self.projection.view(d, self.degree, 2, k).transpose(2, 3).reshape(d, -1), x.dtype
+        )
+        factors = torch.view_as_complex((x @ projection).view(x.shape[0], self.degree, k, 2))
+        if self.degree == 1:
+            return factors[:, 0]
+        product = factors[:, 0] * factors[:, 1]
+        for j in range(2, self.degree):
+            product.mul_(factors[:, j])
+        return product
+
+    def interleaved_layout(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Where each entry of ``view_as_real(complex_features(x))`` (Re z_1, Im z_1, Re z_2, ...) goes.
+
+        Returns the output coordinate of ``transform_batch`` per entry (Re z_k -> k, Im z_k -> K + k; the last
+        imaginary part is dropped, coordinate -1, when E is odd) and the scale it gets there.
+        """
+        k, e = self.n_complex, self.n_components
+        coordinate = torch.stack([torch.arange(k), torch.arange(k, 2 * k)], dim=1).flatten()
+        scale = torch.full((2 * k,), 1 / math.sqrt(k), dtype=torch.float64)
+        if e % 2:  # the unpaired real part carries half the expectation
+            scale[-2] *= math.sqrt(2)
+            scale[-1], coordinate[-1] = 0.0, -1
+        return coordinate, scale
 
     def transform_batch(self, x: torch.Tensor) -> torch.Tensor:
-        real, imag = self.complex_features(x)
+        z = self.complex_features(x)
         k, e = self.n_complex, self.n_components
-        out = torch.cat([real, imag[:, : e - k]], dim=1).mul_(1 / math.sqrt(k))
+        out = torch.cat([z.real, z.imag[:, : e - k]], dim=1).mul_(1 / math.sqrt(k))
         if e % 2:  # the unpaired real part carries half the expectation
             out[:, k - 1] *= math.sqrt(2)
         return out

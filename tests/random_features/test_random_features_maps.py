@@ -184,7 +184,7 @@ def test_tensor_sketch_cache_follows_dtype_changes_and_is_not_pickled():
     x = torch.randn(3, 8)
     z32 = sketch(x)
     torch.testing.assert_close(sketch.double()(x.double()).float(), z32, rtol=1e-5, atol=1e-6)
-    assert pickle.loads(pickle.dumps(sketch))._dft_cache == {}
+    assert pickle.loads(pickle.dumps(sketch))._derived == {}
 
 
 # ---------------------------------------------------------------------------- determinism, dtypes, batching
@@ -218,7 +218,7 @@ def test_randomness_is_stored_in_persistent_buffers():
 def test_gpu_matches_cpu():
     kernel = PolynomialKernel(3, 1.0, 1.0)
     x = torch.randn(64, 20)
-    for up in ("ts", "rm"):
+    for up in ("ts", "rm", "auto"):  # "auto": the fused per-degree blocks (cached layouts follow .cuda())
         feature_map = CraftMap(20, 64, kernel, 256, up=up, seed=0)
         cpu = feature_map(x)
         torch.testing.assert_close(feature_map.cuda()(x.cuda()).cpu(), cpu, rtol=1e-4, atol=1e-4)
