@@ -47,6 +47,11 @@ from hf_eff.callbacks.bandit_lr.policies import BanditPolicy, _check_positive, r
 __all__ = ["RacingPolicy"]
 
 OPENING, CONFIRM, NEIGHBOURS = "opening", "confirm", "neighbours"
+TAIL, ENDPOINT = "tail", "endpoint"  # how race branches are judged (see RacingPolicy's judge)
+JUDGES = (TAIL, ENDPOINT)
+# what the callback measures to score the running branch (RacingPolicy.branch_score)
+AVERAGED_WEIGHTS, BOTH, END_LOSS = "averaged_weights", "averaged_weights_and_end_loss", "end_loss"
+MIN_TAIL_LOOK_AHEAD = 4  # a derived opening look-ahead is at least this long, so that its last half averages 2+ steps
 # an exploitation episode diverged if its probe loss rose by more than this share of the progress made since the
 # run started: early on any clear rise is divergence, late in training the rate's noise is not
 DIVERGENCE = 0.25
@@ -82,6 +87,7 @@ class RacingPolicy(BanditPolicy):
         look_ahead: int | None = None,
         races: int | None = None,
         confirm: bool = True,
+        judge: str = TAIL,
         seed: int = 0,
     ):
         super().__init__(num_arms, seed=seed)
@@ -94,6 +100,9 @@ class RacingPolicy(BanditPolicy):
             raise ValueError(f"look_ahead must be an int >= 1 or None, got {look_ahead!r}")
         if races is not None and (not isinstance(races, int) or isinstance(races, bool) or races < 0):
             raise ValueError(f"races must be an int >= 0 or None, got {races!r}")
+        if judge not in JUDGES:
+            raise ValueError(f"judge must be one of {JUDGES}, got {judge!r}")
+        self.judge = judge
         self.exploration, self.look_ahead, self.races, self.confirm = (
             float(exploration),
             look_ahead,
@@ -113,6 +122,7 @@ class RacingPolicy(BanditPolicy):
             "look_ahead": self.look_ahead,
             "races": self.races,
             "confirm": self.confirm,
+            "judge": self.judge,
         }
 
     # -- planning ----------------------------------------------------------------------------------------------
@@ -127,7 +137,10 @@ class RacingPolicy(BanditPolicy):
         if not isinstance(total_steps, int) or total_steps < 1:
             raise ValueError(f"total_steps must be a positive int (the run's max_steps), got {total_steps!r}")
         budget = self.exploration * total_steps / 2  # discarded steps for the opening race, and for the closing ones
-        look_ahead = self.look_ahead or look_ahead or max(1, math.floor(budget / max(self.num_arms - 1, 1)))
+        derived = max(1, math.floor(budget / max(self.num_arms - 1, 1)))
+        if self.judge == TAIL:
+            derived = max(derived, MIN_TAIL_LOOK_AHEAD)
+        look_ahead = self.look_ahead or look_ahead or derived
         look_ahead = max(1, min(look_ahead, total_steps // self.num_arms))  # the opening race fits in the run
         races = 1 if self.races is None else self.races
         closing = math.floor(budget / (2 * races)) if races else 0  # 2 discarded branches per closing race
@@ -163,6 +176,18 @@ class RacingPolicy(BanditPolicy):
         return self.race is not None
 
     @property
+    def branch_score(self) -> str | None:
+        """What scores the running race branch (``None`` outside a race): ``"averaged_weights"``, the probe loss of
+        the mean of the weights over the branch's last half (opening races); ``"averaged_weights_and_end_loss"``,
+        that and the probe loss at its end (confirmation races); ``"end_loss"``, the probe loss at its end (closing
+        races, ``judge="endpoint"``, or a branch too short to average over)."""
+        if self.race is None:
+            return None
+        if self.judge == ENDPOINT or self.race["kind"] == NEIGHBOURS or self.episode_steps() < MIN_TAIL_LOOK_AHEAD:
+            return END_LOSS
+        return BOTH if self.race["kind"] == CONFIRM else AVERAGED_WEIGHTS
+
+    @property
     def branch(self) -> int:
         """The index of the next race branch within its race (0 for the first; meaningless when not racing)."""
         return len(self.race["rewards"]) if self.race is not None else 0
@@ -181,7 +206,9 @@ class RacingPolicy(BanditPolicy):
             return self.race["arms"][len(self.race["rewards"])]
         return self.current
 
-    def update(self, arm: int, reward: float) -> None:
+    def update(self, arm: int, reward: float, end_reward: float | None = None) -> None:
+        """Report an episode's reward; a confirmation-race branch judged by its tail also reports ``end_reward``,
+        the relative decrease of its probe loss at its end (``branch_score == "averaged_weights_and_end_loss"``)."""
         reward = self._check_update(arm, reward)
         self._check_planned()
         if self.race is None:  # an exploitation episode ended
@@ -194,23 +221,29 @@ class RacingPolicy(BanditPolicy):
             return
         if arm != self.select():
             raise ValueError(f"the race expected a reward for arm {self.select()}, got one for arm {arm}")
+        if self.branch_score == BOTH:
+            if end_reward is None:
+                raise ValueError("a confirmation race judged by the tail needs the branch's end_reward too")
+            self.race.setdefault("end_rewards", []).append(self._check_update(arm, end_reward))
         self.race["rewards"].append(reward)
         if len(self.race["rewards"]) < len(self.race["arms"]):
             return
         rewards = self.race["rewards"]
         best = max(range(len(rewards)), key=lambda i: (rewards[i], -i))  # ties: the earlier branch
-        if self.race["kind"] == CONFIRM and rewards[0] > 0:
+        if self.race["kind"] == CONFIRM and "end_rewards" in self.race:
+            # the challenger takes over only if it is better both ways: its averaged weights (progress) and its live
+            # end (what training continues from; a too-large rate can average well while the live weights bounce)
+            ends = self.race["end_rewards"]
+            best = 1 if rewards[1] > rewards[0] and ends[1] > ends[0] else 0
+        elif self.race["kind"] == CONFIRM and rewards[0] > 0:
             best = 0  # the opening winner still trains stably: keep it (a short race favours the smaller rate)
         self.current = self.last_winner = self.race["arms"][best]
         self.stretch_left = self.plan["exploit_steps"][self.races_done + (self.race["kind"] == NEIGHBOURS)]
-        order, confirm = self.plan["order"], self.plan["confirm_look_ahead"]
+        confirm = self.plan["confirm_look_ahead"]
         if self.race["kind"] == OPENING and confirm:
-            if self.current != order[0]:  # confirm over a longer look-ahead against the next smaller rate
-                self.race = {
-                    "kind": CONFIRM,
-                    "arms": [self.current, order[order.index(self.current) - 1]],
-                    "rewards": [],
-                }
+            rival = self._rival(self.current, rewards)
+            if rival is not None:  # confirm over a longer look-ahead
+                self.race = {"kind": CONFIRM, "arms": [self.current, rival], "rewards": []}
                 return
             self.stretch_left += 2 * confirm  # the smallest rate won: nothing to confirm it against
         if self.race["kind"] == NEIGHBOURS:
@@ -244,6 +277,17 @@ class RacingPolicy(BanditPolicy):
             raise ValueError(f"saved race plan does not cover the {self.num_arms} arms: {self.plan!r:.200}")
 
     # -- helpers -----------------------------------------------------------------------------------------------
+    def _rival(self, winner: int, opening_rewards: list[float]) -> int | None:
+        """The confirmation race's challenger: judged by the tail, the opening winner's neighbour that scored better
+        in the opening race (the smaller one on a tie); judged by the endpoint, the next smaller rate."""
+        order = self.plan["order"]
+        position = order.index(winner)
+        if self.judge == ENDPOINT:
+            return order[position - 1] if position > 0 else None
+        scores = dict(zip(order, opening_rewards))  # the opening race plays the arms in order of value
+        near = [order[p] for p in (position - 1, position + 1) if 0 <= p < len(order)]
+        return max(near, key=lambda arm: (scores[arm], -order.index(arm)), default=None)
+
     def _neighbours(self, arm: int) -> list[int]:
         order = self.plan["order"]
         position = order.index(arm)
