@@ -5,14 +5,13 @@ one model is trained; training is cut into episodes; each episode plays one lear
 and is scored by the relative decrease of the objective over the episode. Two kinds of selector play the episodes:
 
 - the racing selector (default, :mod:`~hf_eff.callbacks.bandit_lr.racing`): races arms from a shared snapshot and
-  continues from the winning branch; its plan (episode lengths, races) is derived from ``max_steps``. Exploitation
+  continues from the winning branch, judging progress races by the probe loss of each branch's tail-averaged
+  weights; its plan (episode lengths, races) is derived from ``max_steps``. Exploitation
   episodes whose loss diverges are undone and the rate steps down one grid notch. hf_eff's design, measured to beat
   the bandits below on ``hf-eff bench bandit_lr``;
 - a bandit over per-episode rewards (:mod:`~hf_eff.callbacks.bandit_lr.policies`), the paper's discounted UCB
   (``bandit="ducb"``) and others, with episodes of ``episode_steps`` (derived from ``max_steps`` when unset). Optional
   backtracking rejects an episode that made the objective worse by restoring the weights and optimizer state.
-
-Which parts of the bandit path are the paper's and which are hf_eff's choices (the paper's settings are unverified):
 
 Which parts are the paper's and which are hf_eff's choices (the paper's exact settings are unverified):
 
@@ -41,7 +40,7 @@ all-reduced, the training loss is already gathered by the Trainer, and the polic
 everywhere. The bandit's statistics, generator state, current arm and episode progress are saved in every
 checkpoint (``ExportableState``) and restored with ``TrainingArguments(restore_callback_states_from_checkpoint=True)``;
 snapshots go into the checkpoint folder too (``bandit_lr_snapshot.safetensors``, and mid-race the best branch so far,
-``bandit_lr_best_branch.safetensors``).
+``bandit_lr_best_branch.safetensors``, and the running branch's tail average, ``bandit_lr_tail_average.safetensors``).
 A run resumed from any checkpoint then trains exactly as the uninterrupted run would (bit for bit on CPU), except with
 ``reward="train_loss"`` resumed in the middle of an episode: Trainer does not checkpoint its running loss sum, so the
 first episode's reward averages only the steps after the resume (save at multiples of ``episode_steps`` instead).
@@ -103,7 +102,8 @@ class BanditLRCallback(HfEffCallback):
         bandit: ``"race"`` (default, :class:`~hf_eff.callbacks.bandit_lr.RacingPolicy`), a bandit name (``"ducb"``,
             the paper's, ``"swucb"``, ``"ucb1"``, ``"epsilon_greedy"``, ``"thompson"``, or one added with
             :func:`hf_eff.callbacks.bandit_lr.register_bandit`) or a ``BanditPolicy`` instance.
-        bandit_kwargs: keyword arguments of the named policy (racing: ``exploration``, ``look_ahead``, ``races``;
+        bandit_kwargs: keyword arguments of the named policy (racing: ``exploration``, ``look_ahead``, ``races``,
+            ``confirm``, ``judge``;
             D-UCB: ``{"gamma": 0.9, "xi": 0.6}``; the ``B`` of the UCB indices is their ``reward_bound``, 1 by
             default, the typical size of a scaled reward).
         reward: ``"probe_loss"`` (the relative decrease of the loss on ``probe_dataset``) or ``"train_loss"``

@@ -9,30 +9,49 @@ Why not a bandit over per-episode rewards (the paper's D-UCB)? Measured on hf_ef
 - exploration does not know the run's length: on a short run the bandit is still trying arms when it ends.
 
 Racing answers both. A *race* plays each of its candidate rates for a few steps from one snapshot (the
-episode-start snapshot backtracking already keeps) and keeps the branch with the lowest probe loss, so every
-comparison is between rates that started from the same weights at the same time, and the winner has already made
-its steps of progress. A race is only as far-sighted as its branches are long, so races are placed where their
-horizon matches the decision they make. The run is laid out from its length ``T`` (``max_steps``), the number of
-arms ``K`` and ``exploration``, the share of the steps spent on branches that are thrown away (half for the opening
-race, half for the closing ones):
+episode-start snapshot backtracking already keeps) and keeps the best branch, so every comparison is between rates
+that started from the same weights at the same time, and the winner has already made its steps of progress.
 
-- an *opening race* over all arms with short branches (``look_ahead = exploration * T / (2 (K - 1))`` steps):
-  far from a minimum, progress dominates and a short look-ahead finds the largest rate that trains stably;
-- a *confirmation race* of the winner against the next smaller rate over ``check_steps``: the smaller rate takes
-  over only if the winner's loss rose (a too-large rate can look best over a few steps and blow up later);
+How a branch is judged matters as much. Its probe loss at its end carries the rate's noise floor: with SGD at a
+constant rate the weights jitter around the path they make progress along, by an amount that grows with the rate,
+so over a short branch a smaller rate looks better at once although a larger one has travelled further (measured:
+0.3 beat 1.0 this way where 1.0 is the best fixed rate). With ``judge="tail"`` (default) the *progress* races are
+judged by the probe loss of the branch's **tail-averaged weights**, the mean of its weights over its last half,
+which removes the jitter and measures where the branch has got to (for a quadratic at a constant rate the average's
+loss loses the O(lr) noise term and keeps the progress term); the branch kept and continued is still the live one,
+and the average costs one probe evaluation per branch, no steps (the live end of a discarded opening branch is not
+evaluated at all). Averages can flatter, though: a too-large rate whose live weights bounce can still average well
+(measured with AdamW), so a challenger that would change the opening's choice must be better on *both* its averaged
+and its live loss. The *closing* races are judged by the live loss at the branch's end: that is what the run ends
+with. ``judge="endpoint"`` judges every branch by its end (hf_eff's previous default).
+
+A race is only as far-sighted as its branches are long, so races are placed where their horizon matches the
+decision they make. The run is laid out from its length ``T`` (``max_steps``), the number of arms ``K`` and
+``exploration``, the share of the steps spent on branches that are thrown away (half for the opening race, half for
+the closing ones):
+
+- an *opening race* over all arms with short branches (``look_ahead = exploration * T / (2 (K - 1))`` steps, at
+  least ``MIN_TAIL_LOOK_AHEAD = 4`` when judged by the tail, so that the average spans 2+ steps): far from a
+  minimum, progress dominates and a short look-ahead finds the largest rate that trains stably;
+- a *confirmation race* of the winner against a neighbour over ``check_steps``. Judged by the tail: the neighbour
+  (smaller or larger) that scored better in the opening race, which takes over only if it is better both on its
+  averaged and its live loss (a short opening race from the initial weights can misrank neighbours). Judged by the
+  endpoint: the next smaller rate, which takes over only if the winner's loss rose (a too-large rate can look best
+  over a few steps and blow up later);
 - *exploitation* of the winner for most of the run, in episodes of ``check_steps = max(T / 10, closing, 2
   look_ahead)``; an episode whose probe loss rose by more than ``DIVERGENCE`` of the progress made since the start
   is undone by the callback and the rate steps one grid notch down (no races here: measured, mid-run races of short
-  branches move to smaller rates too early, because a smaller rate lowers the loss at once by damping noise);
+  branches judged by their end move to smaller rates too early, because a smaller rate lowers the loss at once);
 - ``races`` *closing races* (default 1) near the end, between the current arm and its two neighbours on the sorted
   grid (the current arm first, so that a tie keeps it), each with branches of ``closing = exploration * T /
   (4 races)`` steps followed by ``closing`` steps of exploitation: the look-ahead equals the horizon left, so the
-  immediate gain of a smaller rate that biased the mid-run races is now exactly what the run needs (annealing).
+  immediate gain of a smaller rate, the bias of the endpoint, is now exactly what the run needs (annealing).
 
 E.g. ``T = 300, K = 7``: an opening race of 7 x 5 steps, a confirmation race of 2 x 30, 145 steps of exploitation,
 a closing race of 3 x 15 steps and 15 final steps; 90 steps (30%) discarded (``exploration`` budgets the opening
-and closing races; the confirmation race adds one ``check_steps`` branch). Racing happens inside the run's ``max_steps`` (a discarded
-branch consumes Trainer steps and batches), so a run costs one run plus the probe evaluations, never more.
+and closing races; the confirmation race adds one ``check_steps`` branch). Racing happens inside the run's
+``max_steps`` (a discarded branch consumes Trainer steps and batches), so a run costs one run plus the probe
+evaluations, never more.
 
 These are hf_eff's choices, not the paper's (whose settings are unverified); the benchmark
 (``hf-eff bench bandit_lr``) is where they earned their place.
@@ -62,7 +81,8 @@ class RacingPolicy(BanditPolicy):
 
     The callback plans the run with :meth:`plan_budget` when training starts (it knows ``max_steps``), asks
     :meth:`select` for the arm of each episode and :meth:`episode_steps` for its length, and reports each episode's
-    reward (relative decrease of the probe loss from the episode start) with :meth:`update`. While :attr:`racing`
+    reward (relative decrease of the probe loss from the episode start) with :meth:`update`; :attr:`branch_score`
+    says which probe loss scores the running race branch. While :attr:`racing`
     is true, every episode after the first of a race must start from the race's snapshot; when a race ends,
     :attr:`last_winner` names the branch to keep.
 
@@ -71,7 +91,10 @@ class RacingPolicy(BanditPolicy):
         exploration: the share of the run's steps spent on discarded race branches (default 0.2).
         look_ahead: steps per branch of the opening race; ``None`` derives it from the budget.
         races: closing races (default ``None``: 1; fewer if the run is too short for them).
-        confirm: race the opening winner against the next smaller rate over ``check_steps`` before exploiting it.
+        confirm: race the opening winner against a neighbour over ``check_steps`` before exploiting it.
+        judge: ``"tail"`` (default) judges the opening and confirmation races by the probe loss of each branch's
+            tail-averaged weights (the confirmation race also by its live loss) and the closing races by their
+            end; ``"endpoint"`` judges every branch by the probe loss at its end (the previous default).
         seed: unused (racing is deterministic), kept for the common interface.
     """
 
