@@ -77,7 +77,7 @@ def test_the_opening_race_picks_the_best_arm_and_the_closing_race_moves_one_grid
     assert sorted(ARMS[arm] for arm in opening) == [ARMS[arm] for arm in opening]  # the grid in order of value
     ends = [sum(length for _, length in episodes[: i + 1]) for i in range(len(episodes))]
     confirm = [ARMS[arm] for arm, _ in episodes[len(ARMS) : len(ARMS) + 2]]
-    assert confirm == [0.3, 0.1]  # the opening winner against the next smaller rate, over a longer look-ahead
+    assert confirm == [0.3, 0.1]  # the opening winner against its better-scored neighbour (a tie: the smaller)
     exploited = [arm for (arm, _), end in zip(episodes[len(ARMS) + 2 :], ends[len(ARMS) + 2 :]) if end <= late]
     assert set(exploited) == {ARMS.index(0.3)}  # the opening winner, checked every check_steps steps
     closing = [ARMS[arm] for (arm, _), end in zip(episodes, ends) if end > late][:3]
