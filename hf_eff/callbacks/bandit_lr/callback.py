@@ -469,7 +469,7 @@ class BanditLRCallback(HfEffCallback):
         else:  # the race is over: continue from the winner's branch
             if not beats_the_best:
                 restore_training_state(self._best_branch, model, optimizer)
-                end_loss = None
+                end_loss = self.best_branch_loss if score is end_loss else None  # its end, if that was its score
             # the winner's own probe loss starts the next episode (a tail-judged branch had only its score)
             next_start = self._probe_loss(model) if end_loss is None else end_loss
             winners = [r for r in self.history[len(self.history) - branch - 1 :] if r["arm"] == policy.last_winner]
