@@ -357,12 +357,12 @@ def _trace_figure(traces: dict[str, dict[str, list[tuple[int, float]]]], rows: l
                 continue
             lrs = [float(row["run"].removeprefix("fixed lr=")) for row in fixed]
             bottom.plot(lrs, [row["test loss"] for row in fixed], marker=marker, color=color, label=f"{family} fixed")
-            for row, line in zip(
-                (row for row in task_rows if row["optimizer"] == family and not row["run"].startswith("fixed")),
-                ("--", ":", "-."),
-            ):
-                if row["run"] in ("race", "schedule-free"):
-                    bottom.axhline(row["test loss"], color=color, ls=line, lw=1.2, label=f"{family} {row['run']}")
+            lines = {"race": "--", "schedule-free": ":"}
+            for row in task_rows:
+                if row["optimizer"] == family and row["run"] in lines:
+                    bottom.axhline(
+                        row["test loss"], color=color, ls=lines[row["run"]], lw=1.2, label=f"{family} {row['run']}"
+                    )
         bottom.set(xscale="log", yscale="log", xlabel="fixed learning rate", ylabel="final test loss")
         bottom.legend(fontsize=7)
     figure.tight_layout()
