@@ -52,10 +52,13 @@ def test_resumed_run_is_bit_identical_to_the_uninterrupted_one(tmp_path, mode, b
 
 
 def test_the_racing_selector_resumes_mid_race_with_the_arm_sequence_and_weights_of_the_uninterrupted_run(tmp_path):
-    full = _train(tmp_path, bandit="race")
-    checkpoint = tmp_path / "checkpoint-6"  # inside the opening race: its snapshot and best branch are saved
-    assert (checkpoint / SNAPSHOT_FILE).is_file() and (checkpoint / "bandit_lr_best_branch.safetensors").is_file()
-    resumed = _train(tmp_path, resume=str(checkpoint), bandit="race")
+    full = _train(tmp_path, bandit="race", save_steps=7)
+    # inside the opening race's second branch (steps 5-8), in the last half it averages: the race's snapshot, its
+    # best branch so far and the running average of the weights are saved
+    checkpoint = tmp_path / "checkpoint-7"
+    for name in (SNAPSHOT_FILE, "bandit_lr_best_branch.safetensors", "bandit_lr_tail_average.safetensors"):
+        assert (checkpoint / name).is_file(), name
+    resumed = _train(tmp_path, resume=str(checkpoint), bandit="race", save_steps=7)
     history = _bandit(full).history
     assert [record.get("branch") for record in history[:3]] == [0, 1, 2] and any(r.get("kept") for r in history)
     assert _bandit(resumed).arm_trace == _bandit(full).arm_trace

@@ -5,14 +5,13 @@ one model is trained; training is cut into episodes; each episode plays one lear
 and is scored by the relative decrease of the objective over the episode. Two kinds of selector play the episodes:
 
 - the racing selector (default, :mod:`~hf_eff.callbacks.bandit_lr.racing`): races arms from a shared snapshot and
-  continues from the winning branch; its plan (episode lengths, races) is derived from ``max_steps``. Exploitation
+  continues from the winning branch, judging progress races by the probe loss of each branch's tail-averaged
+  weights; its plan (episode lengths, races) is derived from ``max_steps``. Exploitation
   episodes whose loss diverges are undone and the rate steps down one grid notch. hf_eff's design, measured to beat
   the bandits below on ``hf-eff bench bandit_lr``;
 - a bandit over per-episode rewards (:mod:`~hf_eff.callbacks.bandit_lr.policies`), the paper's discounted UCB
   (``bandit="ducb"``) and others, with episodes of ``episode_steps`` (derived from ``max_steps`` when unset). Optional
   backtracking rejects an episode that made the objective worse by restoring the weights and optimizer state.
-
-Which parts of the bandit path are the paper's and which are hf_eff's choices (the paper's settings are unverified):
 
 Which parts are the paper's and which are hf_eff's choices (the paper's exact settings are unverified):
 
@@ -41,7 +40,7 @@ all-reduced, the training loss is already gathered by the Trainer, and the polic
 everywhere. The bandit's statistics, generator state, current arm and episode progress are saved in every
 checkpoint (``ExportableState``) and restored with ``TrainingArguments(restore_callback_states_from_checkpoint=True)``;
 snapshots go into the checkpoint folder too (``bandit_lr_snapshot.safetensors``, and mid-race the best branch so far,
-``bandit_lr_best_branch.safetensors``).
+``bandit_lr_best_branch.safetensors``, and the running branch's tail average, ``bandit_lr_tail_average.safetensors``).
 A run resumed from any checkpoint then trains exactly as the uninterrupted run would (bit for bit on CPU), except with
 ``reward="train_loss"`` resumed in the middle of an episode: Trainer does not checkpoint its running loss sum, so the
 first episode's reward averages only the steps after the resume (save at multiples of ``episode_steps`` instead).
@@ -69,7 +68,7 @@ from hf_eff.callbacks._utils import (
 )
 from hf_eff.callbacks.bandit_lr.config import BanditLRConfig
 from hf_eff.callbacks.bandit_lr.policies import BANDITS, BanditPolicy
-from hf_eff.callbacks.bandit_lr.racing import DIVERGENCE, RacingPolicy
+from hf_eff.callbacks.bandit_lr.racing import AVERAGED_WEIGHTS, BOTH, DIVERGENCE, RacingPolicy
 from hf_eff.callbacks.base import HfEffCallback, checkpoint_folder, resumed_checkpoint
 
 
@@ -80,8 +79,10 @@ __all__ = ["BanditLRCallback"]
 SCALE_MOMENTUM = 0.9
 SNAPSHOT_FILENAME = "bandit_lr_snapshot.safetensors"  # the episode-start snapshot, in each checkpoint folder
 BEST_BRANCH_FILENAME = "bandit_lr_best_branch.safetensors"  # the best race branch so far, while racing
+AVERAGE_FILENAME = "bandit_lr_tail_average.safetensors"  # the running race branch's tail-averaged weights
 PROGRESS_KEYS = {"policy", "current_arm", "steps_in_episode", "episode_start_loss", "reward_scale", "history"}
-OPTIONAL_PROGRESS_KEYS = {"snapshot", "best_branch_loss"}  # absent from checkpoints of older hf_eff versions
+# absent from checkpoints of older hf_eff versions
+OPTIONAL_PROGRESS_KEYS = {"snapshot", "best_branch_loss", "averaged_steps", "probe_evaluations"}
 EPISODES_PER_ARM = 8  # a bandit's derived episode length: max_steps / (EPISODES_PER_ARM * arms)
 SETTINGS = {field.name for field in dataclasses.fields(BanditLRConfig)} - {"bandit"}
 
@@ -101,7 +102,8 @@ class BanditLRCallback(HfEffCallback):
         bandit: ``"race"`` (default, :class:`~hf_eff.callbacks.bandit_lr.RacingPolicy`), a bandit name (``"ducb"``,
             the paper's, ``"swucb"``, ``"ucb1"``, ``"epsilon_greedy"``, ``"thompson"``, or one added with
             :func:`hf_eff.callbacks.bandit_lr.register_bandit`) or a ``BanditPolicy`` instance.
-        bandit_kwargs: keyword arguments of the named policy (racing: ``exploration``, ``look_ahead``, ``races``;
+        bandit_kwargs: keyword arguments of the named policy (racing: ``exploration``, ``look_ahead``, ``races``,
+            ``confirm``, ``judge``;
             D-UCB: ``{"gamma": 0.9, "xi": 0.6}``; the ``B`` of the UCB indices is their ``reward_bound``, 1 by
             default, the typical size of a scaled reward).
         reward: ``"probe_loss"`` (the relative decrease of the loss on ``probe_dataset``) or ``"train_loss"``
@@ -199,10 +201,13 @@ class BanditLRCallback(HfEffCallback):
         self.reward_scale: float | None = None  # running mean of |relative decrease| (reward_scaling="running")
         self.history: list[dict[str, Any]] = []  # one record per finished episode
         self._pending_policy_state: dict[str, Any] | None = None
-        self.best_branch_loss: float | None = None  # probe loss at the end of the best race branch so far
+        self.best_branch_loss: float | None = None  # the score (a probe loss) of the best race branch so far
+        self.averaged_steps = 0  # steps averaged into _average so far
+        self.probe_evaluations = 0  # the probe set's evaluations so far (the selector's cost beyond training)
         # transient
         self._snapshot: dict[str, Any] | None = None
         self._best_branch: dict[str, Any] | None = None  # model and optimizer at the end of the best race branch
+        self._average: dict[str, torch.Tensor] | None = None  # mean weights over the running branch's last half
         self._derived_episode_steps: int | None = None
         self._snapshot_in_checkpoint = False  # the checkpoint being resumed holds a snapshot file
         self._probe_batches: list[dict[str, Any]] | None = None
@@ -236,6 +241,8 @@ class BanditLRCallback(HfEffCallback):
             "history": copy.deepcopy(self.history),
             "snapshot": self._snapshot is not None,
             "best_branch_loss": self.best_branch_loss if self._best_branch is not None else None,
+            "averaged_steps": self.averaged_steps,
+            "probe_evaluations": self.probe_evaluations,
         }
 
     @progress.setter
@@ -256,6 +263,8 @@ class BanditLRCallback(HfEffCallback):
         self.history = copy.deepcopy(value["history"])
         self._snapshot_in_checkpoint = bool(value.get("snapshot", False))
         self.best_branch_loss = value.get("best_branch_loss")
+        self.averaged_steps = int(value.get("averaged_steps", 0))
+        self.probe_evaluations = int(value.get("probe_evaluations", 0))
         if self.policy is not None and value["policy"] is not None:
             self.policy.load_state_dict(value["policy"])
         else:
@@ -286,7 +295,7 @@ class BanditLRCallback(HfEffCallback):
         self._check_train_loss_logging(args)
         optimizer, lr_scheduler = kwargs.get("optimizer"), kwargs.get("lr_scheduler")
         self._awaiting_train_loss = False
-        self._snapshot = self._best_branch = None
+        self._snapshot = self._best_branch = self._average = None
         if self.current_arm is None:  # a fresh run (a resumed one restored its episode progress)
             start_loss = self._probe_loss(model) if self.config.reward == "probe_loss" else None
             self._start_episode(start_loss, model, optimizer, lr_scheduler)
@@ -294,6 +303,8 @@ class BanditLRCallback(HfEffCallback):
             self._snapshot = self._load_snapshot(args, state)
             if self.best_branch_loss is not None:
                 self._best_branch = self._load_snapshot(args, state, BEST_BRANCH_FILENAME)
+            if self.averaged_steps:  # inside the averaged tail of a race branch
+                self._average = self._load_snapshot(args, state, AVERAGE_FILENAME, what="tail average")["model"]
         elif self.config.backtrack and self.steps_in_episode == 0:  # a checkpoint written before snapshots were saved
             self._snapshot = snapshot_training_state(model, optimizer, lr_scheduler)
         self._snapshot_in_checkpoint = False
@@ -305,9 +316,14 @@ class BanditLRCallback(HfEffCallback):
 
     def on_step_end(self, args, state, control, model=None, optimizer=None, lr_scheduler=None, **kwargs):
         self.steps_in_episode += 1
+        if isinstance(self.policy, RacingPolicy) and self.policy.racing:
+            self._observe_branch_tail(model)
         if self.steps_in_episode < self.episode_length:
             return
-        if self.config.reward == "probe_loss":
+        if isinstance(self.policy, RacingPolicy) and self.policy.racing:
+            self._finish_race_branch(state, model, optimizer, lr_scheduler)
+            control.should_log = True
+        elif self.config.reward == "probe_loss":
             self._finish_episode(self._probe_loss(model), state, model, optimizer, lr_scheduler)
             control.should_log = True  # log every episode: its metrics join the Trainer's next log entry
         else:
@@ -327,6 +343,9 @@ class BanditLRCallback(HfEffCallback):
         if self._best_branch is not None and args.should_save:
             path = os.path.join(checkpoint_folder(args, state), BEST_BRANCH_FILENAME)
             save_state_file(path, self._best_branch, metadata)
+        if self._average is not None and args.should_save:
+            path = os.path.join(checkpoint_folder(args, state), AVERAGE_FILENAME)
+            save_state_file(path, {"model": self._average}, metadata)
 
     def on_train_end(self, args, state, control, model=None, optimizer=None, **kwargs):
         # a run that ends inside a race (max_steps changed on resume) keeps the better of live and best finished
@@ -336,10 +355,10 @@ class BanditLRCallback(HfEffCallback):
             and not self._probe_loss(model) <= self.best_branch_loss
         ):
             restore_training_state(self._best_branch, model, optimizer)
-        self._snapshot = self._best_branch = None
+        self._snapshot = self._best_branch = self._average = None
 
     def _load_snapshot(
-        self, args: TrainingArguments, state: TrainerState, filename: str = SNAPSHOT_FILENAME
+        self, args: TrainingArguments, state: TrainerState, filename: str = SNAPSHOT_FILENAME, what: str = "snapshot"
     ) -> dict[str, Any]:
         """A snapshot saved with the checkpoint being resumed (errors name the file)."""
         folder = resumed_checkpoint(args, state) or checkpoint_folder(args, state)
@@ -351,15 +370,16 @@ class BanditLRCallback(HfEffCallback):
                 "output_dir, resume with BanditLRTrainer (or any Trainer with HfEffTrainerMixin), which tells "
                 "callbacks the folder it resumes from"
             )
-        snapshot, metadata = load_state_file(path, what="BanditLRCallback's snapshot")
+        snapshot, metadata = load_state_file(path, what=f"BanditLRCallback's {what}")
         if metadata.get("global_step") != str(state.global_step):
             raise ValueError(
                 f"{path} holds the snapshot saved at step {metadata.get('global_step')}, but the run resumes at step "
                 f"{state.global_step}"
             )
-        if not isinstance(snapshot, dict) or set(snapshot) != {"model", "optimizer", "scheduler", "scaler"}:
+        expected = {"model"} if filename == AVERAGE_FILENAME else {"model", "optimizer", "scheduler", "scaler"}
+        if not isinstance(snapshot, dict) or set(snapshot) != expected:
             found = sorted(snapshot) if isinstance(snapshot, dict) else type(snapshot).__name__
-            raise ValueError(f"{path} does not hold a training-state snapshot (found {found!r:.200})")
+            raise ValueError(f"{path} does not hold a {what} (found {found!r:.200})")
         return snapshot
 
     # ------------------------------------------------------------------------------------------------------------
@@ -387,9 +407,6 @@ class BanditLRCallback(HfEffCallback):
         self._apply_lr(optimizer, lr_scheduler)
 
     def _finish_episode(self, end_loss: float, state, model, optimizer, lr_scheduler) -> None:
-        if isinstance(self.policy, RacingPolicy) and self.policy.racing:
-            self._finish_race_branch(end_loss, state, model, optimizer, lr_scheduler)
-            return
         start_loss, arm = self.episode_start_loss, self.current_arm
         worse = start_loss is not None and not end_loss <= start_loss  # NaN counts as worse
         backtracked = False
@@ -428,26 +445,33 @@ class BanditLRCallback(HfEffCallback):
         next_start = start_loss if backtracked else (end_loss if math.isfinite(end_loss) else None)
         self._start_episode(next_start, model, optimizer, lr_scheduler)
 
-    def _finish_race_branch(self, end_loss: float, state, model, optimizer, lr_scheduler) -> None:
+    def _finish_race_branch(self, state, model, optimizer, lr_scheduler) -> None:
         """Score the branch against the race start, keep it if it is the best so far, and either go back to the
         race start for the next branch or, after the last one, continue from the winning branch."""
         policy, start_loss, arm = self.policy, self.episode_start_loss, self.current_arm
-        branch, best_so_far = policy.branch, policy.best_branch()
-        reward = self._relative_decrease(start_loss, end_loss)
-        beats_the_best = best_so_far is None or reward > policy.race["rewards"][best_so_far]  # ties: earlier wins
-        policy.update(arm, reward)
+        branch = policy.branch
+        scored_by = policy.branch_score
+        end_loss, score = self._score_branch(model)
+        reward = self._relative_decrease(start_loss, score)
+        end_reward = self._relative_decrease(start_loss, end_loss) if scored_by == BOTH else None
+        policy.update(arm, reward, end_reward)
+        # the best branch so far; once the race is over, the one the policy chose
+        beats_the_best = policy.best_branch() == branch if policy.racing else policy.last_winner == arm
         record = self._record_episode(state, optimizer, end_loss, reward, backtracked=False, branch=branch)
+        if score is not end_loss:
+            record["score_loss"] = score if math.isfinite(score) else None
         if policy.racing and policy.branch > 0:  # more branches to run, all from the race start
             if beats_the_best:
                 self._best_branch = snapshot_training_state(model, optimizer)
-                self.best_branch_loss = end_loss
+                self.best_branch_loss = score
             restore_training_state(self._snapshot, model, optimizer)
             next_start = start_loss
         else:  # the race is over: continue from the winner's branch
-            next_start = end_loss
             if not beats_the_best:
                 restore_training_state(self._best_branch, model, optimizer)
-                next_start = self.best_branch_loss
+                end_loss = self.best_branch_loss if score is end_loss else None  # its end, if that was its score
+            # the winner's own probe loss starts the next episode (a tail-judged branch had only its score)
+            next_start = self._probe_loss(model) if end_loss is None else end_loss
             winners = [r for r in self.history[len(self.history) - branch - 1 :] if r["arm"] == policy.last_winner]
             winners[0]["kept"] = True
             record["race_winner"] = self.config.arms[policy.last_winner]
@@ -458,6 +482,39 @@ class BanditLRCallback(HfEffCallback):
             self.best_branch_loss = None
         self._start_episode(next_start if math.isfinite(next_start) else None, model, optimizer, lr_scheduler)
 
+    def _score_branch(self, model) -> tuple[float | None, float]:
+        """(probe loss at the branch's end, or ``None`` where not needed; the loss that judges the branch)."""
+        if self.policy.branch_score in (AVERAGED_WEIGHTS, BOTH):
+            score = self._averaged_probe_loss(model)
+            self._average, self.averaged_steps = None, 0
+            return (self._probe_loss(model) if self.policy.branch_score == BOTH else None), score
+        end_loss = self._probe_loss(model)
+        return end_loss, end_loss
+
+    def _observe_branch_tail(self, model) -> None:
+        """After each step in the last half of a race branch judged by its averaged weights: add the weights to
+        their running mean."""
+        length = self.episode_length
+        if self.policy.branch_score in (AVERAGED_WEIGHTS, BOTH) and self.steps_in_episode > length - length // 2:
+            self.averaged_steps += 1
+            with torch.no_grad():
+                if self._average is None:
+                    self._average = {name: p.detach().clone() for name, p in model.named_parameters()}
+                else:
+                    for name, p in model.named_parameters():
+                        self._average[name].add_(p.detach() - self._average[name], alpha=1 / self.averaged_steps)
+
+    def _averaged_probe_loss(self, model) -> float:
+        """The probe loss of the branch's tail-averaged weights; the live weights are put back afterwards."""
+        with torch.no_grad():
+            live = {name: p.detach().clone() for name, p in model.named_parameters()}
+            for name, p in model.named_parameters():
+                p.copy_(self._average[name])
+            loss = self._probe_loss(model)
+            for name, p in model.named_parameters():
+                p.copy_(live[name])
+        return loss
+
     def _record_episode(self, state, optimizer, end_loss, reward, *, backtracked, branch=None) -> dict[str, Any]:
         record = {
             "episode": len(self.history),
@@ -466,7 +523,7 @@ class BanditLRCallback(HfEffCallback):
             "arm_value": self.config.arms[self.current_arm],
             "lr": _first_lr(optimizer),
             "start_loss": self.episode_start_loss,
-            "end_loss": end_loss if math.isfinite(end_loss) else None,
+            "end_loss": end_loss if end_loss is not None and math.isfinite(end_loss) else None,
             "reward": reward,
             "backtracked": backtracked,
         }
@@ -553,6 +610,7 @@ class BanditLRCallback(HfEffCallback):
             self._probe_batches = build_probe_batches(
                 self.probe_dataset, model, self.config.probe_batch_size, self.probe_collator
             )
+        self.probe_evaluations += 1
         return evaluate_probe_loss(model, self._probe_batches).mean
 
     # ------------------------------------------------------------------------------------------------------------

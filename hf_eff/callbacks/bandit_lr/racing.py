@@ -9,30 +9,49 @@ Why not a bandit over per-episode rewards (the paper's D-UCB)? Measured on hf_ef
 - exploration does not know the run's length: on a short run the bandit is still trying arms when it ends.
 
 Racing answers both. A *race* plays each of its candidate rates for a few steps from one snapshot (the
-episode-start snapshot backtracking already keeps) and keeps the branch with the lowest probe loss, so every
-comparison is between rates that started from the same weights at the same time, and the winner has already made
-its steps of progress. A race is only as far-sighted as its branches are long, so races are placed where their
-horizon matches the decision they make. The run is laid out from its length ``T`` (``max_steps``), the number of
-arms ``K`` and ``exploration``, the share of the steps spent on branches that are thrown away (half for the opening
-race, half for the closing ones):
+episode-start snapshot backtracking already keeps) and keeps the best branch, so every comparison is between rates
+that started from the same weights at the same time, and the winner has already made its steps of progress.
 
-- an *opening race* over all arms with short branches (``look_ahead = exploration * T / (2 (K - 1))`` steps):
-  far from a minimum, progress dominates and a short look-ahead finds the largest rate that trains stably;
-- a *confirmation race* of the winner against the next smaller rate over ``check_steps``: the smaller rate takes
-  over only if the winner's loss rose (a too-large rate can look best over a few steps and blow up later);
+How a branch is judged matters as much. Its probe loss at its end carries the rate's noise floor: with SGD at a
+constant rate the weights jitter around the path they make progress along, by an amount that grows with the rate,
+so over a short branch a smaller rate looks better at once although a larger one has travelled further (measured:
+0.3 beat 1.0 this way where 1.0 is the best fixed rate). With ``judge="tail"`` (default) the *progress* races are
+judged by the probe loss of the branch's **tail-averaged weights**, the mean of its weights over its last half,
+which removes the jitter and measures where the branch has got to (for a quadratic at a constant rate the average's
+loss loses the O(lr) noise term and keeps the progress term); the branch kept and continued is still the live one,
+and the average costs one probe evaluation per branch, no steps (the live end of a discarded opening branch is not
+evaluated at all). Averages can flatter, though: a too-large rate whose live weights bounce can still average well
+(measured with AdamW), so a challenger that would change the opening's choice must be better on *both* its averaged
+and its live loss. The *closing* races are judged by the live loss at the branch's end: that is what the run ends
+with. ``judge="endpoint"`` judges every branch by its end (hf_eff's previous default).
+
+A race is only as far-sighted as its branches are long, so races are placed where their horizon matches the
+decision they make. The run is laid out from its length ``T`` (``max_steps``), the number of arms ``K`` and
+``exploration``, the share of the steps spent on branches that are thrown away (half for the opening race, half for
+the closing ones):
+
+- an *opening race* over all arms with short branches (``look_ahead = exploration * T / (2 (K - 1))`` steps, at
+  least ``MIN_TAIL_LOOK_AHEAD = 4`` when judged by the tail, so that the average spans 2+ steps): far from a
+  minimum, progress dominates and a short look-ahead finds the largest rate that trains stably;
+- a *confirmation race* of the winner against a neighbour over ``check_steps``. Judged by the tail: the neighbour
+  (smaller or larger) that scored better in the opening race, which takes over only if it is better both on its
+  averaged and its live loss (a short opening race from the initial weights can misrank neighbours). Judged by the
+  endpoint: the next smaller rate, which takes over only if the winner's loss rose (a too-large rate can look best
+  over a few steps and blow up later);
 - *exploitation* of the winner for most of the run, in episodes of ``check_steps = max(T / 10, closing, 2
   look_ahead)``; an episode whose probe loss rose by more than ``DIVERGENCE`` of the progress made since the start
   is undone by the callback and the rate steps one grid notch down (no races here: measured, mid-run races of short
-  branches move to smaller rates too early, because a smaller rate lowers the loss at once by damping noise);
+  branches judged by their end move to smaller rates too early, because a smaller rate lowers the loss at once);
 - ``races`` *closing races* (default 1) near the end, between the current arm and its two neighbours on the sorted
   grid (the current arm first, so that a tie keeps it), each with branches of ``closing = exploration * T /
   (4 races)`` steps followed by ``closing`` steps of exploitation: the look-ahead equals the horizon left, so the
-  immediate gain of a smaller rate that biased the mid-run races is now exactly what the run needs (annealing).
+  immediate gain of a smaller rate, the bias of the endpoint, is now exactly what the run needs (annealing).
 
 E.g. ``T = 300, K = 7``: an opening race of 7 x 5 steps, a confirmation race of 2 x 30, 145 steps of exploitation,
 a closing race of 3 x 15 steps and 15 final steps; 90 steps (30%) discarded (``exploration`` budgets the opening
-and closing races; the confirmation race adds one ``check_steps`` branch). Racing happens inside the run's ``max_steps`` (a discarded
-branch consumes Trainer steps and batches), so a run costs one run plus the probe evaluations, never more.
+and closing races; the confirmation race adds one ``check_steps`` branch). Racing happens inside the run's
+``max_steps`` (a discarded branch consumes Trainer steps and batches), so a run costs one run plus the probe
+evaluations, never more.
 
 These are hf_eff's choices, not the paper's (whose settings are unverified); the benchmark
 (``hf-eff bench bandit_lr``) is where they earned their place.
@@ -47,6 +66,11 @@ from hf_eff.callbacks.bandit_lr.policies import BanditPolicy, _check_positive, r
 __all__ = ["RacingPolicy"]
 
 OPENING, CONFIRM, NEIGHBOURS = "opening", "confirm", "neighbours"
+TAIL, ENDPOINT = "tail", "endpoint"  # how race branches are judged (see RacingPolicy's judge)
+JUDGES = (TAIL, ENDPOINT)
+# what the callback measures to score the running branch (RacingPolicy.branch_score)
+AVERAGED_WEIGHTS, BOTH, END_LOSS = "averaged_weights", "averaged_weights_and_end_loss", "end_loss"
+MIN_TAIL_LOOK_AHEAD = 4  # a derived opening look-ahead is at least this long, so that its last half averages 2+ steps
 # an exploitation episode diverged if its probe loss rose by more than this share of the progress made since the
 # run started: early on any clear rise is divergence, late in training the rate's noise is not
 DIVERGENCE = 0.25
@@ -57,7 +81,8 @@ class RacingPolicy(BanditPolicy):
 
     The callback plans the run with :meth:`plan_budget` when training starts (it knows ``max_steps``), asks
     :meth:`select` for the arm of each episode and :meth:`episode_steps` for its length, and reports each episode's
-    reward (relative decrease of the probe loss from the episode start) with :meth:`update`. While :attr:`racing`
+    reward (relative decrease of the probe loss from the episode start) with :meth:`update`; :attr:`branch_score`
+    says which probe loss scores the running race branch. While :attr:`racing`
     is true, every episode after the first of a race must start from the race's snapshot; when a race ends,
     :attr:`last_winner` names the branch to keep.
 
@@ -66,7 +91,10 @@ class RacingPolicy(BanditPolicy):
         exploration: the share of the run's steps spent on discarded race branches (default 0.2).
         look_ahead: steps per branch of the opening race; ``None`` derives it from the budget.
         races: closing races (default ``None``: 1; fewer if the run is too short for them).
-        confirm: race the opening winner against the next smaller rate over ``check_steps`` before exploiting it.
+        confirm: race the opening winner against a neighbour over ``check_steps`` before exploiting it.
+        judge: ``"tail"`` (default) judges the opening and confirmation races by the probe loss of each branch's
+            tail-averaged weights (the confirmation race also by its live loss) and the closing races by their
+            end; ``"endpoint"`` judges every branch by the probe loss at its end (the previous default).
         seed: unused (racing is deterministic), kept for the common interface.
     """
 
@@ -82,6 +110,7 @@ class RacingPolicy(BanditPolicy):
         look_ahead: int | None = None,
         races: int | None = None,
         confirm: bool = True,
+        judge: str = TAIL,
         seed: int = 0,
     ):
         super().__init__(num_arms, seed=seed)
@@ -94,6 +123,9 @@ class RacingPolicy(BanditPolicy):
             raise ValueError(f"look_ahead must be an int >= 1 or None, got {look_ahead!r}")
         if races is not None and (not isinstance(races, int) or isinstance(races, bool) or races < 0):
             raise ValueError(f"races must be an int >= 0 or None, got {races!r}")
+        if judge not in JUDGES:
+            raise ValueError(f"judge must be one of {JUDGES}, got {judge!r}")
+        self.judge = judge
         self.exploration, self.look_ahead, self.races, self.confirm = (
             float(exploration),
             look_ahead,
@@ -113,6 +145,7 @@ class RacingPolicy(BanditPolicy):
             "look_ahead": self.look_ahead,
             "races": self.races,
             "confirm": self.confirm,
+            "judge": self.judge,
         }
 
     # -- planning ----------------------------------------------------------------------------------------------
@@ -127,7 +160,10 @@ class RacingPolicy(BanditPolicy):
         if not isinstance(total_steps, int) or total_steps < 1:
             raise ValueError(f"total_steps must be a positive int (the run's max_steps), got {total_steps!r}")
         budget = self.exploration * total_steps / 2  # discarded steps for the opening race, and for the closing ones
-        look_ahead = self.look_ahead or look_ahead or max(1, math.floor(budget / max(self.num_arms - 1, 1)))
+        derived = max(1, math.floor(budget / max(self.num_arms - 1, 1)))
+        if self.judge == TAIL:
+            derived = max(derived, MIN_TAIL_LOOK_AHEAD)
+        look_ahead = self.look_ahead or look_ahead or derived
         look_ahead = max(1, min(look_ahead, total_steps // self.num_arms))  # the opening race fits in the run
         races = 1 if self.races is None else self.races
         closing = math.floor(budget / (2 * races)) if races else 0  # 2 discarded branches per closing race
@@ -163,6 +199,18 @@ class RacingPolicy(BanditPolicy):
         return self.race is not None
 
     @property
+    def branch_score(self) -> str | None:
+        """What scores the running race branch (``None`` outside a race): ``"averaged_weights"``, the probe loss of
+        the mean of the weights over the branch's last half (opening races); ``"averaged_weights_and_end_loss"``,
+        that and the probe loss at its end (confirmation races); ``"end_loss"``, the probe loss at its end (closing
+        races, ``judge="endpoint"``, or a branch too short to average over)."""
+        if self.race is None:
+            return None
+        if self.judge == ENDPOINT or self.race["kind"] == NEIGHBOURS or self.episode_steps() < MIN_TAIL_LOOK_AHEAD:
+            return END_LOSS
+        return BOTH if self.race["kind"] == CONFIRM else AVERAGED_WEIGHTS
+
+    @property
     def branch(self) -> int:
         """The index of the next race branch within its race (0 for the first; meaningless when not racing)."""
         return len(self.race["rewards"]) if self.race is not None else 0
@@ -181,7 +229,9 @@ class RacingPolicy(BanditPolicy):
             return self.race["arms"][len(self.race["rewards"])]
         return self.current
 
-    def update(self, arm: int, reward: float) -> None:
+    def update(self, arm: int, reward: float, end_reward: float | None = None) -> None:
+        """Report an episode's reward; a confirmation-race branch judged by its tail also reports ``end_reward``,
+        the relative decrease of its probe loss at its end (``branch_score == "averaged_weights_and_end_loss"``)."""
         reward = self._check_update(arm, reward)
         self._check_planned()
         if self.race is None:  # an exploitation episode ended
@@ -194,23 +244,29 @@ class RacingPolicy(BanditPolicy):
             return
         if arm != self.select():
             raise ValueError(f"the race expected a reward for arm {self.select()}, got one for arm {arm}")
+        if self.branch_score == BOTH:
+            if end_reward is None:
+                raise ValueError("a confirmation race judged by the tail needs the branch's end_reward too")
+            self.race.setdefault("end_rewards", []).append(self._check_update(arm, end_reward))
         self.race["rewards"].append(reward)
         if len(self.race["rewards"]) < len(self.race["arms"]):
             return
         rewards = self.race["rewards"]
         best = max(range(len(rewards)), key=lambda i: (rewards[i], -i))  # ties: the earlier branch
-        if self.race["kind"] == CONFIRM and rewards[0] > 0:
+        if self.race["kind"] == CONFIRM and "end_rewards" in self.race:
+            # the challenger takes over only if it is better both ways: its averaged weights (progress) and its live
+            # end (what training continues from; a too-large rate can average well while the live weights bounce)
+            ends = self.race["end_rewards"]
+            best = 1 if rewards[1] > rewards[0] and ends[1] > ends[0] else 0
+        elif self.race["kind"] == CONFIRM and rewards[0] > 0:
             best = 0  # the opening winner still trains stably: keep it (a short race favours the smaller rate)
         self.current = self.last_winner = self.race["arms"][best]
         self.stretch_left = self.plan["exploit_steps"][self.races_done + (self.race["kind"] == NEIGHBOURS)]
-        order, confirm = self.plan["order"], self.plan["confirm_look_ahead"]
+        confirm = self.plan["confirm_look_ahead"]
         if self.race["kind"] == OPENING and confirm:
-            if self.current != order[0]:  # confirm over a longer look-ahead against the next smaller rate
-                self.race = {
-                    "kind": CONFIRM,
-                    "arms": [self.current, order[order.index(self.current) - 1]],
-                    "rewards": [],
-                }
+            rival = self._rival(self.current, rewards)
+            if rival is not None:  # confirm over a longer look-ahead
+                self.race = {"kind": CONFIRM, "arms": [self.current, rival], "rewards": []}
                 return
             self.stretch_left += 2 * confirm  # the smallest rate won: nothing to confirm it against
         if self.race["kind"] == NEIGHBOURS:
@@ -244,6 +300,17 @@ class RacingPolicy(BanditPolicy):
             raise ValueError(f"saved race plan does not cover the {self.num_arms} arms: {self.plan!r:.200}")
 
     # -- helpers -----------------------------------------------------------------------------------------------
+    def _rival(self, winner: int, opening_rewards: list[float]) -> int | None:
+        """The confirmation race's challenger: judged by the tail, the opening winner's neighbour that scored better
+        in the opening race (the smaller one on a tie); judged by the endpoint, the next smaller rate."""
+        order = self.plan["order"]
+        position = order.index(winner)
+        if self.judge == ENDPOINT:
+            return order[position - 1] if position > 0 else None
+        scores = dict(zip(order, opening_rewards))  # the opening race plays the arms in order of value
+        near = [order[p] for p in (position - 1, position + 1) if 0 <= p < len(order)]
+        return max(near, key=lambda arm: (scores[arm], -order.index(arm)), default=None)
+
     def _neighbours(self, arm: int) -> list[int]:
         order = self.plan["order"]
         position = order.index(arm)

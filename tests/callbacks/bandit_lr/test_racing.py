@@ -2,6 +2,7 @@
 branch starts from the race's snapshot, the winner's branch is what training continues from (bit for bit), and two
 processes race identically."""
 
+import copy
 import json
 from pathlib import Path
 
@@ -21,9 +22,14 @@ def play(policy: RacingPolicy, reward_of) -> list[tuple[int, int]]:
     """Drive ``policy`` through its plan with ``reward_of(arm, step)``; returns (arm, episode length) per episode."""
     episodes, step = [], 0
     while step < policy.plan["total_steps"]:
-        arm, length = policy.select(), policy.episode_steps()
+        arm, length, both = (
+            policy.select(),
+            policy.episode_steps(),
+            policy.branch_score == "averaged_weights_and_end_loss",
+        )
         step += length
-        policy.update(arm, reward_of(arm, step))
+        reward = reward_of(arm, step)
+        policy.update(arm, reward, reward if both else None)  # averaged weights and live end alike
         episodes.append((arm, length))
     assert step == policy.plan["total_steps"]  # the plan fills the run exactly: no race is cut off by the end
     return episodes
@@ -41,6 +47,10 @@ def test_the_plan_is_derived_from_the_run_length_and_the_number_of_arms():
     short = RacingPolicy(7).plan_budget(10, list(range(1, 8)))  # too short for a closing race
     assert (short["look_ahead"], short["races"], short["exploit_steps"]) == (1, 0, [3])
     assert RacingPolicy(3, races=2, exploration=0.4).plan_budget(400, [1, 2, 3])["closing_look_ahead"] == 20
+    # a short run's opening branches are long enough to average over their last half (2 steps), unless judged by
+    # their endpoint (the budget alone gives 2 steps here)
+    assert RacingPolicy(7).plan_budget(150, list(range(1, 8)))["look_ahead"] == 4
+    assert RacingPolicy(7, judge="endpoint").plan_budget(150, list(range(1, 8)))["look_ahead"] == 2
 
 
 @pytest.mark.parametrize("total_steps", [7, 20, 57, 300, 1001])
@@ -67,7 +77,7 @@ def test_the_opening_race_picks_the_best_arm_and_the_closing_race_moves_one_grid
     assert sorted(ARMS[arm] for arm in opening) == [ARMS[arm] for arm in opening]  # the grid in order of value
     ends = [sum(length for _, length in episodes[: i + 1]) for i in range(len(episodes))]
     confirm = [ARMS[arm] for arm, _ in episodes[len(ARMS) : len(ARMS) + 2]]
-    assert confirm == [0.3, 0.1]  # the opening winner against the next smaller rate, over a longer look-ahead
+    assert confirm == [0.3, 0.1]  # the opening winner against its better-scored neighbour (a tie: the smaller)
     exploited = [arm for (arm, _), end in zip(episodes[len(ARMS) + 2 :], ends[len(ARMS) + 2 :]) if end <= late]
     assert set(exploited) == {ARMS.index(0.3)}  # the opening winner, checked every check_steps steps
     closing = [ARMS[arm] for (arm, _), end in zip(episodes, ends) if end > late][:3]
@@ -76,9 +86,9 @@ def test_the_opening_race_picks_the_best_arm_and_the_closing_race_moves_one_grid
     assert policy.current == policy.last_winner == ARMS.index(0.1)
 
 
-def test_the_confirmation_race_keeps_a_winner_that_still_trains_stably():
+def test_judged_by_the_endpoint_the_confirmation_race_keeps_a_winner_that_still_trains_stably():
     for winner_reward, kept in ((0.1, 1.0), (-0.1, 0.3)):
-        policy = RacingPolicy(3)
+        policy = RacingPolicy(3, judge="endpoint")
         policy.plan_budget(300, [0.1, 0.3, 1.0])
         for arm in range(3):
             policy.update(arm, {0: 0.0, 1: 0.1, 2: 0.2}[arm])  # the opening race: 1.0 wins
@@ -86,6 +96,30 @@ def test_the_confirmation_race_keeps_a_winner_that_still_trains_stably():
         policy.update(2, winner_reward)
         policy.update(1, 0.5)  # the smaller rate looks better over a short horizon (damped noise)
         assert [0.1, 0.3, 1.0][policy.current] == kept
+
+
+def test_judged_by_the_tail_the_opening_winner_meets_its_better_neighbour_which_must_win_both_ways():
+    grid = [0.03, 0.1, 0.3, 1.0, 3.0]
+    for end_rewards, kept in (((0.2, 0.3), 1.0), ((0.3, 0.2), 0.3)):
+        policy = RacingPolicy(len(grid))
+        policy.plan_budget(600, grid)
+        assert [policy.branch_score] == ["averaged_weights"]  # the opening race: progress of the averaged weights
+        for arm, reward in enumerate([0.0, 0.1, 0.4, 0.3, 0.2]):  # 0.3 wins; of its neighbours 1.0 scored better
+            policy.update(arm, reward)
+        assert policy.race["arms"] == [2, 3] and policy.branch_score == "averaged_weights_and_end_loss"
+        with pytest.raises(ValueError, match="end_reward"):
+            policy.update(2, 0.5)
+        policy.update(2, 0.5, end_rewards[0])
+        policy.update(3, 0.6, end_rewards[1])  # 1.0's averaged weights are better; its live end must be too
+        assert grid[policy.current] == kept
+    while policy.race is None:  # exploit until the closing race, judged by the loss the run ends with
+        policy.update(policy.select(), 0.1)
+    assert policy.race["kind"] == "neighbours" and policy.branch_score == "end_loss"
+    endpoint = RacingPolicy(len(grid), judge="endpoint")
+    endpoint.plan_budget(600, grid)
+    assert endpoint.branch_score == "end_loss"
+    with pytest.raises(ValueError, match="judge must be one of"):
+        RacingPolicy(2, judge="mean")
 
 
 def test_ties_keep_the_earlier_branch_and_the_state_round_trips_through_json():
@@ -164,6 +198,44 @@ def test_branches_start_from_the_race_snapshot_and_training_continues_from_the_w
         assert _same(recorder.starts[race[-1] + 1], recorder.ends[winner])  # the winner's branch, bit for bit
     assert history[races[0][-1]]["arm_value"] == 40.0 and not history[races[0][-1]]["kept"]  # diverged, dropped
     assert history[-1]["global_step"] == 60 and history[-1].get("branch") is None  # the run ends exploiting
+
+
+class RecordOpeningWeights(TrainerCallback):
+    """The trainable weights after every step of the opening race's branches, per branch."""
+
+    def __init__(self, bandit: BanditLRCallback):
+        self.bandit, self.branches = bandit, {}
+
+    def on_step_end(self, args, state, control, model=None, **kwargs):
+        # runs before the bandit's own on_step_end: the branch's weights after this step
+        if self.bandit.policy.racing and self.bandit.policy.race["kind"] == "opening":
+            weights = {name: p.detach().clone() for name, p in model.named_parameters()}
+            self.branches.setdefault(len(self.bandit.history), []).append(weights)
+
+
+def test_opening_branches_are_judged_by_the_probe_loss_of_their_tail_averaged_weights(tmp_path):
+    from hf_eff.callbacks._utils import build_probe_batches, evaluate_probe_loss
+
+    bandit = BanditLRCallback([0.01, 0.1, 0.5, 40.0], probe_dataset=PROBE, seed=1)
+    recorder = RecordOpeningWeights(bandit)
+    trainer = make_trainer(tmp_path, recorder, bandit, max_steps=60)
+    trainer.train()
+    look_ahead = bandit.policy.plan["look_ahead"]
+    assert look_ahead == 4  # the floor that makes a 2-step tail (the budget alone gives 2)
+    probe_model = copy.deepcopy(trainer.model)
+    batches = build_probe_batches(PROBE, probe_model, 64)
+    for episode, weights in recorder.branches.items():
+        record = bandit.history[episode]
+        tail = weights[look_ahead - look_ahead // 2 :]
+        with torch.no_grad():
+            for name, p in probe_model.named_parameters():
+                p.copy_(torch.stack([w[name] for w in tail]).mean(0))
+        expected = evaluate_probe_loss(probe_model, batches).mean
+        assert record["score_loss"] == pytest.approx(expected, rel=1e-5), record
+        assert record["end_loss"] is None  # the live end of a discarded branch is never evaluated
+    assert len(recorder.branches) == 4
+    confirm = [record for record in bandit.history if record.get("branch") is not None][4:6]
+    assert all(record["end_loss"] is not None and record["score_loss"] is not None for record in confirm)
 
 
 def test_learning_rate_follows_the_branch_played_and_the_schedule_the_global_step(tmp_path):
