@@ -42,6 +42,14 @@ def test_example_trains_checkpoints_and_resumes_with_the_same_bandit(tmp_path):
     assert next(line for line in resumed.stdout.splitlines() if line.startswith("arms played")) == trace
 
 
+def test_example_keeps_max_steps_of_trajectory_with_keep_steps(tmp_path):
+    result = run_example("--max_steps", "40", "--keep_steps", "--save_strategy", "no", "--output_dir", str(tmp_path))
+    assert result.returncode == 0, result.stderr[-3000:]
+    kept = next(line for line in result.stdout.splitlines() if line.startswith("kept steps:"))
+    kept_steps, total = map(int, kept.removeprefix("kept steps:").split(" of "))
+    assert total > 40 and kept_steps >= 40  # more only if a closing race was at an end of the grid
+
+
 @pytest.mark.slow
 def test_quick_benchmark_reports_every_fixed_rate_adadelta_and_the_bandit(tmp_path):
     pytest.importorskip("schedulefree")
