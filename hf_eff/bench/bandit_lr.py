@@ -208,7 +208,7 @@ def _summaries(task: Task, config: dict, per_seed: list[dict]) -> tuple[list[dic
                 row["kept steps / T"] = statistics.fmean(run["kept_steps"] for run in runs)
             rows.append(row)
         for selector in (name for name in CANDIDATES if name in config["selectors"]):
-            loss, runs = mean[family, selector], [runs[family, selector] for runs in per_seed]
+            loss, selector_runs = mean[family, selector], [runs[family, selector] for runs in per_seed]
             verdicts.append(
                 {
                     "task": task.name,
@@ -220,13 +220,13 @@ def _summaries(task: Task, config: dict, per_seed: list[dict]) -> tuple[list[dic
                     "/ Adadelta": loss / mean["-", "Adadelta"],
                     "/ schedule-free": loss / mean[family, "schedule-free"],
                     "/ Prodigy": loss / mean["-", "Prodigy"],
-                    "cost (runs)": statistics.fmean(run["cost"] for run in runs),
-                    "kept steps / T": statistics.fmean(run["kept_steps"] for run in runs),
+                    "cost (runs)": statistics.fmean(run["cost"] for run in selector_runs),
+                    "kept steps / T": statistics.fmean(run["kept_steps"] for run in selector_runs),
                     # how much one fixed rate's final loss varies with the seed: the noise the ratios carry
                     "best fixed seed spread": max(
-                        seeds[family, f"fixed lr={best_lr}"]["test_loss"] for seeds in per_seed
+                        runs[family, f"fixed lr={best_lr}"]["test_loss"] for runs in per_seed
                     )
-                    / min(seeds[family, f"fixed lr={best_lr}"]["test_loss"] for seeds in per_seed),
+                    / min(runs[family, f"fixed lr={best_lr}"]["test_loss"] for runs in per_seed),
                     "grid cost (runs)": len(fixed),
                 }
             )

@@ -209,7 +209,7 @@ class RacingPolicy(BanditPolicy):
         ``max_steps`` to this, and the exploration is paid on top of the training. The plan is the one
         :meth:`plan_budget` makes (this policy's settings, ``look_ahead`` as there); its ``"kept_steps"`` is exact
         unless a closing race is at an end of the grid (fewer branches: more steps kept) or an exploitation stretch
-        diverges and is undone (those steps are lost: fewer kept). Leaves this policy unplanned.
+        diverges and is undone (those steps are lost: fewer kept). This policy's own plan is left as it is.
         """
         if not isinstance(train_steps, int) or isinstance(train_steps, bool) or train_steps < 1:
             raise ValueError(f"train_steps must be a positive int (steps of kept trajectory), got {train_steps!r}")

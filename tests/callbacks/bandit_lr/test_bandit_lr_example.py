@@ -55,12 +55,14 @@ def test_quick_benchmark_reports_every_fixed_rate_adadelta_and_the_bandit(tmp_pa
     pytest.importorskip("schedulefree")
     pytest.importorskip("prodigyopt")
     from hf_eff.bench import BenchSettings, write_report
-    from hf_eff.bench.bandit_lr import GRIDS, run
+    from hf_eff.bench.bandit_lr import GRIDS, KEPT, run
 
     report = run(BenchSettings(size="quick", output_dir=tmp_path))
     names = [row["run"] for row in report.rows if row["task"] == "digits-mlp"]
     assert [f"fixed lr={lr:g}" for lr in GRIDS["SGD"]] == [name for name in names if name.startswith("fixed")]
-    assert {"race", "schedule-free", "Adadelta", "Prodigy"} <= set(names)
+    assert {"race", KEPT, "schedule-free", "Adadelta", "Prodigy"} <= set(names)
+    kept = [row for row in report.rows if row["run"] == KEPT]
+    assert all(row["kept steps / T"] >= 1 and row["cost (runs)"] > 1 for row in kept)  # T kept, exploration on top
     assert {row["task"] for row in report.rows} == {"digits-mlp", "bytes-lm", "digits-cnn"}
     assert report.headline.value > 0 and report.headline.better == "lower"
     paths = write_report(report, tmp_path)
