@@ -6,6 +6,7 @@ and the same way under several processes; every TrainingArguments flag works:
 
     python examples/bandit_lr/train_bandit_lr.py --output_dir hf_eff_bandit_lr
     python examples/bandit_lr/train_bandit_lr.py --output_dir run --bandit ducb --backtrack --episode_steps 20
+    python examples/bandit_lr/train_bandit_lr.py --output_dir run --keep_steps  # 600 steps kept, races on top
     torchrun --nproc_per_node 2 examples/bandit_lr/train_bandit_lr.py --output_dir run --expected_world_size 2
     python examples/bandit_lr/train_bandit_lr.py --output_dir run --resume_from_checkpoint run/checkpoint-200
 
@@ -41,6 +42,13 @@ class BanditScriptArguments:
     mode: str = field(default="absolute", metadata={"help": "'absolute' or 'multiplier'"})
     reward: str = field(default="probe_loss", metadata={"help": "'probe_loss' or 'train_loss' (bandits only)"})
     backtrack: bool = field(default=False, metadata={"help": "undo episodes that made the objective worse"})
+    keep_steps: bool = field(
+        default=False,
+        metadata={
+            "help": "train --max_steps steps of kept trajectory, like a fixed-rate run: the run's max_steps becomes "
+            "the selector's max_steps_for(max_steps), exploration paid on top (racing and bandits without backtrack)"
+        },
+    )
     probe_size: int = field(default=256, metadata={"help": "held-out training examples used as probe set"})
     expected_world_size: int | None = field(default=None, metadata={"help": "fail unless this many processes run"})
 
@@ -70,6 +78,8 @@ def main(argv: list[str] | None = None) -> None:
         backtrack=script_args.backtrack,
         seed=training_args.seed,
     )
+    if script_args.keep_steps:  # the races' discarded branches come on top of the steps asked for
+        training_args.max_steps = bandit.max_steps_for(training_args.max_steps)
     torch.manual_seed(training_args.seed)
     # BanditLRTrainer = Trainer + the selector's episode metrics in every report_to integration
     trainer = BanditLRTrainer(model=DigitsMLP(), args=training_args, train_dataset=splits["train"], callbacks=[bandit])
@@ -87,6 +97,7 @@ def main(argv: list[str] | None = None) -> None:
             f"episodes backtracked: {sum(record['backtracked'] for record in bandit.history)} of {len(bandit.history)}"
         )
         print(f"rate at the end: {bandit.current_lr}")
+        print(f"kept steps: {bandit.kept_steps} of {trainer.state.global_step}")
     sys.stdout.flush()
     if training_args.world_size > 1:
         os._exit(0)  # leave without the gloo teardown abort seen with torch 2.13 on CPU

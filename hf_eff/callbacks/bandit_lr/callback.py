@@ -282,6 +282,40 @@ class BanditLRCallback(HfEffCallback):
         """The arm value played in each finished episode, in order."""
         return [record["arm_value"] for record in self.history]
 
+    @property
+    def kept_steps(self) -> int:
+        """Optimizer steps of the trajectory the run continues from, so far: every finished episode's steps except
+        those of discarded race branches and of undone (backtracked) episodes."""
+        kept, previous_step = 0, 0
+        for record in self.history:  # "steps" is absent from the records of older hf_eff versions
+            if record.get("kept", True) and not record["backtracked"]:
+                kept += record.get("steps", record["global_step"] - previous_step)
+            previous_step = record["global_step"]
+        return kept
+
+    def max_steps_for(self, train_steps: int) -> int:
+        """The ``max_steps`` to set so that the run keeps ``train_steps`` optimizer steps of trajectory.
+
+        The racing selector's races happen inside ``max_steps``: the discarded branches use up Trainer steps, so a
+        run of ``T`` steps trains only about 70% of ``T`` along the trajectory it ends with. Set
+        ``TrainingArguments(max_steps=selector.max_steps_for(T))`` to train ``T`` steps like the fixed-rate run the
+        selector replaces, with the exploration paid on top (see :meth:`RacingPolicy.max_steps_for`, which this
+        asks with this callback's arms and ``episode_steps``). A bandit without backtracking discards nothing:
+        ``train_steps`` is returned. With ``backtrack=True`` a bandit discards the episodes it undoes, which depend
+        on the losses seen, so no ``max_steps`` can be known beforehand: that raises ``ValueError``.
+        """
+        policy = self._ensure_policy()
+        if isinstance(policy, RacingPolicy):
+            return policy.max_steps_for(train_steps, list(self.config.arms), look_ahead=self.config.episode_steps)
+        if not isinstance(train_steps, int) or isinstance(train_steps, bool) or train_steps < 1:
+            raise ValueError(f"train_steps must be a positive int (steps of kept trajectory), got {train_steps!r}")
+        if self.config.backtrack:
+            raise ValueError(
+                "max_steps_for: with backtrack=True a bandit discards the episodes it undoes, which depend on the "
+                "losses seen during training, so the steps it keeps cannot be planned; set max_steps yourself"
+            )
+        return train_steps
+
     # ------------------------------------------------------------------------------------------------------------
     # Trainer events
     def on_train_begin(
@@ -519,6 +553,7 @@ class BanditLRCallback(HfEffCallback):
         record = {
             "episode": len(self.history),
             "global_step": state.global_step,
+            "steps": self.steps_in_episode,
             "arm": self.current_arm,
             "arm_value": self.config.arms[self.current_arm],
             "lr": _first_lr(optimizer),

@@ -51,13 +51,16 @@ E.g. ``T = 300, K = 7``: an opening race of 7 x 5 steps, a confirmation race of 
 a closing race of 3 x 15 steps and 15 final steps; 90 steps (30%) discarded (``exploration`` budgets the opening
 and closing races; the confirmation race adds one ``check_steps`` branch). Racing happens inside the run's
 ``max_steps`` (a discarded branch consumes Trainer steps and batches), so a run costs one run plus the probe
-evaluations, never more.
+evaluations, never more, and keeps ``T`` minus the discarded steps of training (the plan's ``"kept_steps"``);
+:meth:`RacingPolicy.max_steps_for` gives the ``max_steps`` that keeps a chosen number of steps instead.
 
 These are hf_eff's choices, not the paper's (whose settings are unverified); the benchmark
 (``hf-eff bench bandit_lr``) is where they earned their place.
 """
 
+import copy
 import math
+from collections.abc import Sequence
 from typing import Any
 
 from hf_eff.callbacks.bandit_lr.policies import BanditPolicy, _check_positive, register_bandit
@@ -179,6 +182,9 @@ class RacingPolicy(BanditPolicy):
         order = sorted(range(self.num_arms), key=lambda arm: arm_values[arm])
         # exploit the opening winner, then per closing race: 3 branches of `closing` steps, exploit `closing` steps
         exploit_steps = [max(1, left - 4 * closing * races - 2 * confirm)] + [closing] * races
+        # thrown away: all opening branches but the winner's, the confirmation race's loser, two closing branches per
+        # closing race (one at an end of the grid, which leaves the run more kept steps than planned)
+        discarded = (self.num_arms - 1) * look_ahead + confirm + 2 * closing * races
         self.plan = {
             "total_steps": total_steps,
             "look_ahead": look_ahead,
@@ -188,9 +194,38 @@ class RacingPolicy(BanditPolicy):
             "exploit_steps": exploit_steps,
             "check_steps": check,  # exploitation episodes, after each of which the probe loss is checked
             "order": order,
+            "discarded_steps": discarded,
+            "kept_steps": total_steps - discarded,  # the trajectory the run ends with
         }
         self.race = {"kind": OPENING, "arms": list(order), "rewards": []}
         return self.plan
+
+    def max_steps_for(self, train_steps: int, arm_values: Sequence[float], look_ahead: int | None = None) -> int:
+        """The ``max_steps`` whose plan keeps at least ``train_steps`` steps of trajectory: the smallest such run.
+
+        Races happen inside ``max_steps``, so a run of ``T`` steps ends with ``T`` minus the discarded branches'
+        steps of training (about 70% of ``T`` with the default ``exploration``), while a fixed-rate run of ``T``
+        steps keeps all ``T``. To compare with (or replace) a fixed-rate run of ``train_steps`` steps, set
+        ``max_steps`` to this, and the exploration is paid on top of the training. The plan is the one
+        :meth:`plan_budget` makes (this policy's settings, ``look_ahead`` as there); its ``"kept_steps"`` is exact
+        unless a closing race is at an end of the grid (fewer branches: more steps kept) or an exploitation stretch
+        diverges and is undone (those steps are lost: fewer kept). This policy's own plan is left as it is.
+        """
+        if not isinstance(train_steps, int) or isinstance(train_steps, bool) or train_steps < 1:
+            raise ValueError(f"train_steps must be a positive int (steps of kept trajectory), got {train_steps!r}")
+        if len(arm_values) != self.num_arms:
+            raise ValueError(f"expected {self.num_arms} arm values, got {len(arm_values)}")
+        # the opening race's discarded branches only grow with the run, so no run shorter than this keeps enough
+        total = train_steps + self._plan_for(train_steps, arm_values, look_ahead)["look_ahead"] * (self.num_arms - 1)
+        while self._plan_for(total, arm_values, look_ahead)["kept_steps"] < train_steps:
+            total += 1
+        return total
+
+    def _plan_for(self, total_steps: int, arm_values: Sequence[float], look_ahead: int | None) -> dict[str, Any]:
+        """The plan :meth:`plan_budget` would make for ``total_steps``, made on a fresh copy of this policy."""
+        fresh = copy.copy(self)
+        fresh.plan = fresh.race = None
+        return fresh.plan_budget(total_steps, list(arm_values), look_ahead)
 
     # -- the interface -----------------------------------------------------------------------------------------
     @property

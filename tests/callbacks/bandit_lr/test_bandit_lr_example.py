@@ -42,17 +42,27 @@ def test_example_trains_checkpoints_and_resumes_with_the_same_bandit(tmp_path):
     assert next(line for line in resumed.stdout.splitlines() if line.startswith("arms played")) == trace
 
 
+def test_example_keeps_max_steps_of_trajectory_with_keep_steps(tmp_path):
+    result = run_example("--max_steps", "40", "--keep_steps", "--save_strategy", "no", "--output_dir", str(tmp_path))
+    assert result.returncode == 0, result.stderr[-3000:]
+    kept = next(line for line in result.stdout.splitlines() if line.startswith("kept steps:"))
+    kept_steps, total = map(int, kept.removeprefix("kept steps:").split(" of "))
+    assert total > 40 and kept_steps >= 40  # more only if a closing race was at an end of the grid
+
+
 @pytest.mark.slow
 def test_quick_benchmark_reports_every_fixed_rate_adadelta_and_the_bandit(tmp_path):
     pytest.importorskip("schedulefree")
     pytest.importorskip("prodigyopt")
     from hf_eff.bench import BenchSettings, write_report
-    from hf_eff.bench.bandit_lr import GRIDS, run
+    from hf_eff.bench.bandit_lr import GRIDS, KEPT, run
 
     report = run(BenchSettings(size="quick", output_dir=tmp_path))
     names = [row["run"] for row in report.rows if row["task"] == "digits-mlp"]
     assert [f"fixed lr={lr:g}" for lr in GRIDS["SGD"]] == [name for name in names if name.startswith("fixed")]
-    assert {"race", "schedule-free", "Adadelta", "Prodigy"} <= set(names)
+    assert {"race", KEPT, "schedule-free", "Adadelta", "Prodigy"} <= set(names)
+    kept = [row for row in report.rows if row["run"] == KEPT]
+    assert all(row["kept steps / T"] >= 1 and row["cost (runs)"] > 1 for row in kept)  # T kept, exploration on top
     assert {row["task"] for row in report.rows} == {"digits-mlp", "bytes-lm", "digits-cnn"}
     assert report.headline.value > 0 and report.headline.better == "lower"
     paths = write_report(report, tmp_path)

@@ -267,3 +267,64 @@ def test_two_processes_race_identically(tmp_path):
     assert rank0["history"] == rank1["history"]  # arms, probe losses (all-reduced), winners: bit for bit
     assert sum(record.get("kept", False) for record in rank0["history"]) >= 2  # opening (confirm) and closing race
     assert all(torch.equal(a, b) for a, b in zip(rank0["weights"], rank1["weights"]))
+
+
+@pytest.mark.parametrize(
+    "settings", [{}, {"exploration": 0.1}, {"races": 2}, {"judge": "endpoint"}, {"look_ahead": 9}]
+)
+def test_max_steps_for_is_the_shortest_run_whose_plan_keeps_the_steps_asked_for(settings):
+    for train_steps in (1, 7, 60, 150, 250, 600, 2345):
+        policy = RacingPolicy(7, **settings)
+        max_steps = policy.max_steps_for(train_steps, list(range(1, 8)))
+        assert policy.plan is None  # asking plans nothing on the policy itself
+
+        def kept(total_steps):
+            plan = RacingPolicy(7, **settings).plan_budget(total_steps, list(range(1, 8)))
+            assert plan["kept_steps"] + plan["discarded_steps"] == total_steps
+            return plan["kept_steps"]
+
+        assert kept(max_steps) >= train_steps
+        assert all(kept(total) < train_steps for total in range(train_steps, max_steps)), (train_steps, max_steps)
+
+
+def test_the_plan_counts_the_steps_of_the_branches_it_throws_away():
+    plan = RacingPolicy(7).plan_budget(300, list(range(1, 8)))
+    # 6 opening branches of 5 steps, the confirmation race's loser (30), 2 closing branches of 15
+    assert plan["discarded_steps"] == 6 * 5 + 30 + 2 * 15 and plan["kept_steps"] == 300 - 90
+    assert RacingPolicy(7).max_steps_for(210, list(range(1, 8))) <= 300
+
+
+@pytest.mark.parametrize("bad", [0, -5, 2.5, True, "100"], ids=["zero", "negative", "float", "bool", "str"])
+def test_max_steps_for_rejects_bad_input(bad):
+    with pytest.raises(ValueError, match="train_steps must be a positive int"):
+        RacingPolicy(3).max_steps_for(bad, [1, 2, 3])
+    with pytest.raises(ValueError, match="train_steps must be a positive int"):
+        BanditLRCallback([0.1, 1.0], probe_dataset=PROBE).max_steps_for(bad)
+
+
+def test_max_steps_for_a_bandit_keeps_every_step_unless_it_backtracks():
+    with pytest.raises(ValueError, match="expected 3 arm values"):
+        RacingPolicy(3).max_steps_for(100, [1, 2])
+    assert BanditLRCallback([0.1, 1.0], bandit="ducb", probe_dataset=PROBE).max_steps_for(100) == 100
+    with pytest.raises(ValueError, match="backtrack=True"):
+        BanditLRCallback([0.1, 1.0], bandit="ducb", backtrack=True, probe_dataset=PROBE).max_steps_for(100)
+
+
+@pytest.mark.parametrize("races", [0, None])
+def test_a_run_of_max_steps_for_t_keeps_t_steps_of_trajectory(tmp_path, races):
+    bandit = BanditLRCallback([0.03, 0.1, 0.3], probe_dataset=PROBE, bandit_kwargs={"races": races}, seed=0)
+    max_steps = bandit.max_steps_for(50)
+    assert max_steps > 50
+    make_trainer(tmp_path, bandit, max_steps=max_steps).train()
+    history, plan = bandit.history, bandit.policy.plan
+    assert not any(record["backtracked"] for record in history)  # nothing undone: only races discard steps
+    ends = [record["global_step"] for record in history]
+    assert [record["steps"] for record in history] == [b - a for a, b in zip([0, *ends], ends)]
+    assert ends[-1] == max_steps
+    last_race = [record for record in history if record.get("branch") is not None][-3:]
+    # a closing race at an end of the grid has one branch fewer than planned: its steps go to the kept trajectory
+    at_an_end = races is None and [record["branch"] for record in last_race] != [0, 1, 2]
+    extra = plan["closing_look_ahead"] if at_an_end else 0
+    discarded = sum(record["steps"] for record in history if record.get("kept") is False)
+    assert discarded == plan["discarded_steps"] - extra == max_steps - 50 - extra
+    assert bandit.kept_steps == max_steps - discarded == 50 + extra
