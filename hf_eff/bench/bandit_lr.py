@@ -3,12 +3,14 @@
 Three tasks of different kinds and lengths, all offline: an MLP and a small CNN on the scikit-learn 8x8 digits, and
 a tiny byte-level GPT-2 on Python's docstrings (:mod:`hf_eff.data.text`). For each task, seed and wrapped optimizer
 (SGD, AdamW), every fixed learning rate of a 7-point log grid is trained once, and so is one run of each selector
-over the same grid: the racing default with its races inside the run's ``T`` steps; racing with
-``max_steps = selector.max_steps_for(T)``, so that it keeps ``T`` steps of trajectory like every fixed rate and pays
-its exploration on top (at the default ``exploration=0.2`` and at 0.1); racing with branches judged by their endpoint
-as before; and the paper's D-UCB with backtracking. The learning-rate-free baselines run once per task and seed:
-Adadelta, schedule-free SGD and AdamW (``optim="schedule_free_sgd"`` / ``"schedule_free_adamw"`` at the package's
-default rates, 5% warm-up) and Prodigy.
+over the same grid: the racing default (its races inside the run's ``T`` steps, a cooldown over the last 20%); racing
+with ``max_steps = selector.max_steps_for(T)``, so that it keeps ``T`` steps of trajectory like every fixed rate and
+pays its exploration on top; racing with a closing race instead of the cooldown (the previous default); and the
+paper's D-UCB with backtracking. The racing default's cooldown also helps a fixed rate, so each seed's best fixed rate
+is trained once more with the same cooldown (Trainer's ``warmup_stable_decay`` schedule, linear decay over the last
+20%): what a grid search with that schedule would find, at the grid's cost. The learning-rate-free baselines run once
+per task and seed: Adadelta, schedule-free SGD and AdamW (``optim="schedule_free_sgd"`` / ``"schedule_free_adamw"``
+at the package's default rates, 5% warm-up) and Prodigy.
 
 Every run trains the same model from the same initialisation on the same batches through a ``Trainer``, ``T`` steps
 (the kept-steps selectors: more, of which ``T`` are kept); the score is the final loss on a test set never seen in
@@ -29,6 +31,7 @@ from hf_eff.bench.meters import single_thread
 from hf_eff.bench.registry import BenchSettings, benchmark
 from hf_eff.bench.report import BenchReport, Headline
 from hf_eff.bench.training import DigitsCNN, DigitsMLP, load_digits_splits, train_once
+from hf_eff.callbacks.bandit_lr.racing import DEFAULT_COOLDOWN
 
 
 OPTIMIZERS = {"SGD": "sgd", "AdamW": "adamw_torch"}
@@ -37,17 +40,17 @@ GRIDS = {
     "AdamW": (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1),
 }
 LM_SGD_GRID = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0)  # a byte-level LM wants larger SGD rates than the digits nets
-KEPT, KEPT_LOW = "race (T kept steps)", "race (T kept steps, exploration 0.1)"
-# these run max_steps = selector.max_steps_for(T): T steps of kept trajectory like every fixed rate, exploration on top
-KEPT_STEPS = (KEPT, KEPT_LOW)
+KEPT = "race (T kept steps)"
+# runs max_steps = selector.max_steps_for(T): T steps of kept trajectory like every fixed rate, exploration on top
+KEPT_STEPS = (KEPT,)
 CANDIDATES = ("race", *KEPT_STEPS)  # the selectors the goal is checked for
 SELECTORS = {
-    "race": {},  # the default: BanditLRCallback(arms, probe_dataset=...), branches judged by their tail
+    "race": {},  # the default: BanditLRCallback(arms, probe_dataset=...), tail-judged races, cooldown at the end
     KEPT: {},
-    KEPT_LOW: {"bandit_kwargs": {"exploration": 0.1}},
-    "race (endpoint)": {"bandit_kwargs": {"judge": "endpoint"}},  # the previous default: judged by their end
+    "race (closing race)": {"bandit_kwargs": {"cooldown": 0}},  # the previous default: a closing race anneals
     "ducb+backtrack": {"bandit": "ducb", "backtrack": True},  # the paper's method, episode length derived
 }
+BEST_COOLED = "grid's best + cooldown"  # each seed's best fixed rate again, with the racing default's cooldown
 SCHEDULE_FREE = {"SGD": ("schedule_free_sgd", 1.0), "AdamW": ("schedule_free_adamw", 0.0025)}  # package defaults
 WARMUP_SHARE = 0.05  # schedule-free's recommended warm-up, as a share of the steps
 PROBE_SIZE = 128
@@ -161,6 +164,14 @@ def _task_runs(task: Task, config: dict, seed: int, steps: int, progress) -> dic
             loss = _train(task, data, steps, seed, optim=OPTIMIZERS[family], lr=lr)
             runs[family, f"fixed lr={lr:g}"] = {"test_loss": loss, "cost": 1.0}
             progress.update()
+        best = min(task.grids[family], key=lambda lr: runs[family, f"fixed lr={lr:g}"]["test_loss"])
+        cooldown = {  # Trainer's WSD schedule: constant, then linear to 0 over the last steps, as the racing default
+            "lr_scheduler_type": "warmup_stable_decay",
+            "lr_scheduler_kwargs": {"num_decay_steps": round(DEFAULT_COOLDOWN * steps), "decay_type": "linear"},
+        }
+        loss = _train(task, data, steps, seed, optim=OPTIMIZERS[family], lr=best, training_args=cooldown)
+        runs[family, BEST_COOLED] = {"test_loss": loss, "cost": len(task.grids[family]) + 1.0, "lr": best}
+        progress.update()
         for selector in config["selectors"]:
             runs[family, selector] = _selector_run(task, data, steps, seed, family, selector)
             progress.update()
@@ -216,6 +227,7 @@ def _summaries(task: Task, config: dict, per_seed: list[dict]) -> tuple[list[dic
                     "selector": selector,
                     "/ best fixed": loss / best,
                     "best fixed lr": best_lr,
+                    f"/ {BEST_COOLED}": loss / mean[family, BEST_COOLED],
                     "/ median fixed": loss / median,
                     "/ Adadelta": loss / mean["-", "Adadelta"],
                     "/ schedule-free": loss / mean[family, "schedule-free"],
@@ -256,7 +268,7 @@ def _run(settings: BenchSettings) -> BenchReport:
 
     config = QUICK if settings.quick else FULL
     seeds = tuple(settings.seed + offset for offset in config["seeds"])
-    per_family = sum(len(GRIDS["SGD"]) + len(config["selectors"]) + 1 for _ in config["optimizers"])
+    per_family = sum(len(GRIDS["SGD"]) + len(config["selectors"]) + 2 for _ in config["optimizers"])
     rows, verdicts, traces = [], [], {}
     with tqdm(total=len(TASKS) * len(seeds) * (per_family + 2), desc="bandit_lr runs") as progress:
         for task in TASKS:
@@ -324,6 +336,10 @@ def _notes(verdicts: list[dict[str, Any]], config: dict, seeds: tuple[int, ...],
         f"({PROBE_SIZE} held-out examples per episode, a forward counted as 1/3 of a step). 'race' runs T steps, "
         f"its races inside them (it keeps 'kept steps / T' of training); '{KEPT}' runs "
         "max_steps = selector.max_steps_for(T), so that it keeps T steps like every fixed rate",
+        f"the racing default decays its rate linearly to 0 over the last {DEFAULT_COOLDOWN:.0%} of the run; "
+        f"'{BEST_COOLED}' gives each seed's best fixed rate the same cooldown (Trainer's warmup_stable_decay "
+        "schedule), so '/ grid's best + cooldown' separates the choice of rate from the schedule (it costs the grid "
+        "plus one run)",
         "goal: on every task loss <= 1.02x the best fixed rate, < the grid's median and < Adadelta, at <= 1.3 runs; "
         "and <= schedule-free of the same optimizer on >= 2 of 3 tasks. The headline is the default 'race' (T steps, "
         f"the only variant whose cost is one run plus probes); '{KEPT}' is a fair candidate only where its cost is "
@@ -344,7 +360,8 @@ def _notes(verdicts: list[dict[str, Any]], config: dict, seeds: tuple[int, ...],
         ]
         notes.append(
             f"{verdict['task']} / {verdict['optimizer']} / {verdict['selector']}: {verdict['/ best fixed']:.3f}x best "
-            f"fixed (lr={verdict['best fixed lr']}), {verdict['/ median fixed']:.3f}x median, "
+            f"fixed (lr={verdict['best fixed lr']}), {verdict[f'/ {BEST_COOLED}']:.3f}x {BEST_COOLED}, "
+            f"{verdict['/ median fixed']:.3f}x median, "
             f"{verdict['/ Adadelta']:.3f}x Adadelta, {verdict['/ schedule-free']:.3f}x schedule-free, "
             f"{verdict['/ Prodigy']:.3f}x Prodigy, {verdict['cost (runs)']:.3f} runs, kept "
             f"{verdict['kept steps / T']:.2f} T (best fixed rate's final loss varies "
@@ -380,7 +397,7 @@ def _trace_figure(traces: dict[str, dict[str, list[tuple[int, float]]]], rows: l
                 continue
             lrs = [float(row["run"].removeprefix("fixed lr=")) for row in fixed]
             bottom.plot(lrs, [row["test loss"] for row in fixed], marker=marker, color=color, label=f"{family} fixed")
-            lines = {"race": "--", KEPT: "-.", "schedule-free": ":"}
+            lines = {"race": "--", KEPT: "-.", "schedule-free": ":", BEST_COOLED: (0, (6, 2, 1, 2, 1, 2))}
             for row in task_rows:
                 if row["optimizer"] == family and row["run"] in lines:
                     bottom.axhline(

@@ -213,6 +213,7 @@ class BanditLRCallback(HfEffCallback):
         self._probe_batches: list[dict[str, Any]] | None = None
         self._awaiting_train_loss = False
         self._warned_missing_snapshot = False
+        self._global_step = 0  # the Trainer's, at the last event: the racing plan's cooldown follows it
 
     def __getattr__(self, name: str) -> Any:
         # the settings stay readable as attributes (``callback.arms``), as before they moved into ``config``
@@ -322,6 +323,7 @@ class BanditLRCallback(HfEffCallback):
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, model=None, **kwargs
     ):
         super().on_train_begin(args, state, control, model=model, **kwargs)  # adopts the live objects
+        self._global_step = state.global_step
         if isinstance(self._ensure_policy(), RacingPolicy):  # exploration matched to the run's length
             self.policy.plan_budget(state.max_steps, list(self.config.arms), look_ahead=self.config.episode_steps)
         self._derived_episode_steps = max(1, state.max_steps // (EPISODES_PER_ARM * len(self.config.arms)))
@@ -346,9 +348,11 @@ class BanditLRCallback(HfEffCallback):
 
     def on_step_begin(self, args, state, control, optimizer=None, lr_scheduler=None, **kwargs):
         # every step: a LambdaLR scheduler rewrites the learning rate after each optimizer step
+        self._global_step = state.global_step
         self._apply_lr(optimizer, lr_scheduler)
 
     def on_step_end(self, args, state, control, model=None, optimizer=None, lr_scheduler=None, **kwargs):
+        self._global_step = state.global_step
         self.steps_in_episode += 1
         if isinstance(self.policy, RacingPolicy) and self.policy.racing:
             self._observe_branch_tail(model)
@@ -623,6 +627,8 @@ class BanditLRCallback(HfEffCallback):
         if optimizer is None or self.current_arm is None:
             return
         arm = self.config.arms[self.current_arm]
+        if self.config.mode == "absolute" and isinstance(self.policy, RacingPolicy):
+            arm *= self.policy.lr_factor(self._global_step)  # the racing plan's cooldown (a schedule has its own)
         scheduler = unwrap_scheduler(lr_scheduler)
         for i, group in enumerate(optimizer.param_groups):
             if self.config.mode == "absolute":

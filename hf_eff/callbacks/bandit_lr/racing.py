@@ -31,7 +31,8 @@ decision they make. The run is laid out from its length ``T`` (``max_steps``), t
 the closing ones):
 
 - an *opening race* over all arms with short branches (``look_ahead = exploration * T / (2 (K - 1))`` steps, at
-  least ``MIN_TAIL_LOOK_AHEAD = 4`` when judged by the tail, so that the average spans 2+ steps): far from a
+  least ``DEFAULT_COOLDOWN = 0.2  # share of the run over which the rate decays linearly to 0 at its end
+MIN_TAIL_LOOK_AHEAD = 4`` when judged by the tail, so that the average spans 2+ steps): far from a
   minimum, progress dominates and a short look-ahead finds the largest rate that trains stably;
 - a *confirmation race* of the winner against a neighbour over ``check_steps``. Judged by the tail: the neighbour
   (smaller or larger) that scored better in the opening race, which takes over only if it is better both on its
@@ -73,6 +74,7 @@ TAIL, ENDPOINT = "tail", "endpoint"  # how race branches are judged (see RacingP
 JUDGES = (TAIL, ENDPOINT)
 # what the callback measures to score the running branch (RacingPolicy.branch_score)
 AVERAGED_WEIGHTS, BOTH, END_LOSS = "averaged_weights", "averaged_weights_and_end_loss", "end_loss"
+DEFAULT_COOLDOWN = 0.2  # share of the run over which the rate decays linearly to 0 at its end
 MIN_TAIL_LOOK_AHEAD = 4  # a derived opening look-ahead is at least this long, so that its last half averages 2+ steps
 # an exploitation episode diverged if its probe loss rose by more than this share of the progress made since the
 # run started: early on any clear rise is divergence, late in training the rate's noise is not
@@ -114,9 +116,13 @@ class RacingPolicy(BanditPolicy):
         races: int | None = None,
         confirm: bool = True,
         judge: str = TAIL,
+        cooldown: float = DEFAULT_COOLDOWN,
         seed: int = 0,
     ):
         super().__init__(num_arms, seed=seed)
+        if isinstance(cooldown, bool) or not isinstance(cooldown, (int, float)) or not 0 <= cooldown < 1:
+            raise ValueError(f"cooldown must be a share of the run's steps in [0, 1), got {cooldown!r}")
+        self.cooldown = float(cooldown)
         _check_positive("exploration", exploration)
         if exploration >= 1:
             raise ValueError(f"exploration must be in (0, 1), got {exploration!r}")
@@ -149,6 +155,7 @@ class RacingPolicy(BanditPolicy):
             "races": self.races,
             "confirm": self.confirm,
             "judge": self.judge,
+            "cooldown": self.cooldown,
         }
 
     # -- planning ----------------------------------------------------------------------------------------------
@@ -168,7 +175,7 @@ class RacingPolicy(BanditPolicy):
             derived = max(derived, MIN_TAIL_LOOK_AHEAD)
         look_ahead = self.look_ahead or look_ahead or derived
         look_ahead = max(1, min(look_ahead, total_steps // self.num_arms))  # the opening race fits in the run
-        races = 1 if self.races is None else self.races
+        races = (0 if self.cooldown else 1) if self.races is None else self.races  # the cooldown anneals instead
         closing = math.floor(budget / (2 * races)) if races else 0  # 2 discarded branches per closing race
         left = total_steps - self.num_arms * look_ahead
         while races and (closing < 1 or 4 * closing * races >= left):  # too short a run for that many races
@@ -196,6 +203,7 @@ class RacingPolicy(BanditPolicy):
             "order": order,
             "discarded_steps": discarded,
             "kept_steps": total_steps - discarded,  # the trajectory the run ends with
+            "cooldown_steps": round(self.cooldown * total_steps),  # the last steps, where the rate decays to 0
         }
         self.race = {"kind": OPENING, "arms": list(order), "rewards": []}
         return self.plan
@@ -309,6 +317,14 @@ class RacingPolicy(BanditPolicy):
             # at an end of the grid a race has 2 branches, not the 3 planned: the steps saved go to exploitation
             self.stretch_left += (3 - len(self.race["arms"])) * self.plan["closing_look_ahead"]
         self.race = None
+
+    def lr_factor(self, step: int) -> float:
+        """The factor on the played arm's rate for the optimizer step taken after ``step`` completed steps: 1, then
+        over the plan's last ``cooldown_steps`` steps linearly down to ``1 / cooldown_steps`` at its last step (a
+        run that goes on past its plan stays there)."""
+        self._check_planned()
+        cooldown = self.plan.get("cooldown_steps", 0)  # absent from plans of older hf_eff versions
+        return min(1.0, max(self.plan["total_steps"] - step, 1) / cooldown) if cooldown else 1.0
 
     def step_down(self) -> None:
         """Exploit the next smaller rate of the grid (the callback undid an episode whose loss diverged)."""

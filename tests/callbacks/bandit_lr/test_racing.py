@@ -36,15 +36,19 @@ def play(policy: RacingPolicy, reward_of) -> list[tuple[int, int]]:
 
 
 def test_the_plan_is_derived_from_the_run_length_and_the_number_of_arms():
-    policy = RacingPolicy(7)
+    default = RacingPolicy(7).plan_budget(300, list(range(1, 8)))
+    # the default anneals with a cooldown over the last 20% (60 steps) instead of closing races
+    assert (default["look_ahead"], default["races"], default["cooldown_steps"]) == (5, 0, 60)
+    assert default["exploit_steps"] == [300 - 7 * 5 - 2 * 30]
+    policy = RacingPolicy(7, cooldown=0)  # no cooldown: one closing race
     plan = policy.plan_budget(300, [0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0])
-    assert (plan["look_ahead"], plan["races"], plan["closing_look_ahead"]) == (5, 1, 15)
+    assert (plan["look_ahead"], plan["races"], plan["closing_look_ahead"], plan["cooldown_steps"]) == (5, 1, 15, 0)
     assert (plan["check_steps"], plan["confirm_look_ahead"]) == (30, 30)  # checks every T/10 steps
     assert plan["exploit_steps"] == [300 - 7 * 5 - 2 * 30 - 4 * 15, 15]
     assert policy.plan_budget(10_000, list(range(1, 8))) is plan  # planned once; a resumed run keeps the plan
-    long = RacingPolicy(7).plan_budget(3000, list(range(1, 8)))
+    long = RacingPolicy(7, cooldown=0).plan_budget(3000, list(range(1, 8)))
     assert (long["look_ahead"], long["closing_look_ahead"]) == (50, 150)  # branches grow with the run
-    short = RacingPolicy(7).plan_budget(10, list(range(1, 8)))  # too short for a closing race
+    short = RacingPolicy(7, cooldown=0).plan_budget(10, list(range(1, 8)))  # too short for a closing race
     assert (short["look_ahead"], short["races"], short["exploit_steps"]) == (1, 0, [3])
     assert RacingPolicy(3, races=2, exploration=0.4).plan_budget(400, [1, 2, 3])["closing_look_ahead"] == 20
     # a short run's opening branches are long enough to average over their last half (2 steps), unless judged by
@@ -56,13 +60,14 @@ def test_the_plan_is_derived_from_the_run_length_and_the_number_of_arms():
 @pytest.mark.parametrize("total_steps", [7, 20, 57, 300, 1001])
 def test_every_plan_ends_exactly_with_the_run(total_steps):
     for races in (None, 0, 2, 5):
-        policy = RacingPolicy(5, races=races)
-        policy.plan_budget(total_steps, ARMS)
-        play(policy, lambda arm, step: 0.0)
+        for cooldown in (0.0, 0.2):
+            policy = RacingPolicy(5, races=races, cooldown=cooldown)
+            policy.plan_budget(total_steps, ARMS)
+            play(policy, lambda arm, step: 0.0)
 
 
 def test_the_opening_race_picks_the_best_arm_and_the_closing_race_moves_one_grid_step():
-    policy = RacingPolicy(len(ARMS))
+    policy = RacingPolicy(len(ARMS), cooldown=0)
     policy.plan_budget(200, ARMS)
     # the best rate is 0.3 while training, 0.1 at the end (a short horizon favours the smaller one)
     best = {True: ARMS.index(0.1), False: ARMS.index(0.3)}
@@ -101,7 +106,7 @@ def test_judged_by_the_endpoint_the_confirmation_race_keeps_a_winner_that_still_
 def test_judged_by_the_tail_the_opening_winner_meets_its_better_neighbour_which_must_win_both_ways():
     grid = [0.03, 0.1, 0.3, 1.0, 3.0]
     for end_rewards, kept in (((0.2, 0.3), 1.0), ((0.3, 0.2), 0.3)):
-        policy = RacingPolicy(len(grid))
+        policy = RacingPolicy(len(grid), cooldown=0)
         policy.plan_budget(600, grid)
         assert [policy.branch_score] == ["averaged_weights"]  # the opening race: progress of the averaged weights
         for arm, reward in enumerate([0.0, 0.1, 0.4, 0.3, 0.2]):  # 0.3 wins; of its neighbours 1.0 scored better
@@ -174,7 +179,7 @@ def _same(a, b) -> bool:
 
 
 def test_branches_start_from_the_race_snapshot_and_training_continues_from_the_winner(tmp_path):
-    bandit = BanditLRCallback([0.01, 0.1, 0.5, 40.0], probe_dataset=PROBE, seed=1)
+    bandit = BanditLRCallback([0.01, 0.1, 0.5, 40.0], probe_dataset=PROBE, bandit_kwargs={"cooldown": 0}, seed=1)
     recorder = RecordBranches(bandit)
     trainer = make_trainer(tmp_path, recorder, bandit, max_steps=60)
     trainer.train()
@@ -265,12 +270,13 @@ def test_two_processes_race_identically(tmp_path):
     rank0, rank1 = run_distributed(_distributed_worker, str(tmp_path), world_size=2)
     assert (rank0["rank"], rank1["rank"]) == (0, 1)
     assert rank0["history"] == rank1["history"]  # arms, probe losses (all-reduced), winners: bit for bit
-    assert sum(record.get("kept", False) for record in rank0["history"]) >= 2  # opening (confirm) and closing race
+    assert sum(record.get("kept", False) for record in rank0["history"]) >= 1  # the opening race (and confirmation)
     assert all(torch.equal(a, b) for a, b in zip(rank0["weights"], rank1["weights"]))
 
 
 @pytest.mark.parametrize(
-    "settings", [{}, {"exploration": 0.1}, {"races": 2}, {"judge": "endpoint"}, {"look_ahead": 9}]
+    "settings",
+    [{}, {"cooldown": 0}, {"exploration": 0.1}, {"races": 2}, {"judge": "endpoint"}, {"look_ahead": 9}],
 )
 def test_max_steps_for_is_the_shortest_run_whose_plan_keeps_the_steps_asked_for(settings):
     for train_steps in (1, 7, 60, 150, 250, 600, 2345):
@@ -289,9 +295,12 @@ def test_max_steps_for_is_the_shortest_run_whose_plan_keeps_the_steps_asked_for(
 
 def test_the_plan_counts_the_steps_of_the_branches_it_throws_away():
     plan = RacingPolicy(7).plan_budget(300, list(range(1, 8)))
-    # 6 opening branches of 5 steps, the confirmation race's loser (30), 2 closing branches of 15
+    # 6 opening branches of 5 steps and the confirmation race's loser (30); the cooldown's steps are all kept
+    assert plan["discarded_steps"] == 6 * 5 + 30 and plan["kept_steps"] == 300 - 60
+    plan = RacingPolicy(7, cooldown=0).plan_budget(300, list(range(1, 8)))
+    # and without a cooldown 2 closing branches of 15
     assert plan["discarded_steps"] == 6 * 5 + 30 + 2 * 15 and plan["kept_steps"] == 300 - 90
-    assert RacingPolicy(7).max_steps_for(210, list(range(1, 8))) <= 300
+    assert RacingPolicy(7, cooldown=0).max_steps_for(210, list(range(1, 8))) <= 300
 
 
 @pytest.mark.parametrize("bad", [0, -5, 2.5, True, "100"], ids=["zero", "negative", "float", "bool", "str"])
@@ -310,9 +319,9 @@ def test_max_steps_for_a_bandit_keeps_every_step_unless_it_backtracks():
         BanditLRCallback([0.1, 1.0], bandit="ducb", backtrack=True, probe_dataset=PROBE).max_steps_for(100)
 
 
-@pytest.mark.parametrize("races", [0, None])
-def test_a_run_of_max_steps_for_t_keeps_t_steps_of_trajectory(tmp_path, races):
-    bandit = BanditLRCallback([0.03, 0.1, 0.3], probe_dataset=PROBE, bandit_kwargs={"races": races}, seed=0)
+@pytest.mark.parametrize("settings", [{}, {"cooldown": 0}], ids=["cooldown", "closing-race"])
+def test_a_run_of_max_steps_for_t_keeps_t_steps_of_trajectory(tmp_path, settings):
+    bandit = BanditLRCallback([0.03, 0.1, 0.3], probe_dataset=PROBE, bandit_kwargs=settings, seed=0)
     max_steps = bandit.max_steps_for(50)
     assert max_steps > 50
     make_trainer(tmp_path, bandit, max_steps=max_steps).train()
@@ -323,8 +332,35 @@ def test_a_run_of_max_steps_for_t_keeps_t_steps_of_trajectory(tmp_path, races):
     assert ends[-1] == max_steps
     last_race = [record for record in history if record.get("branch") is not None][-3:]
     # a closing race at an end of the grid has one branch fewer than planned: its steps go to the kept trajectory
-    at_an_end = races is None and [record["branch"] for record in last_race] != [0, 1, 2]
+    at_an_end = plan["races"] and [record["branch"] for record in last_race] != [0, 1, 2]
     extra = plan["closing_look_ahead"] if at_an_end else 0
     discarded = sum(record["steps"] for record in history if record.get("kept") is False)
     assert discarded == plan["discarded_steps"] - extra == max_steps - 50 - extra
     assert bandit.kept_steps == max_steps - discarded == 50 + extra
+
+
+def test_the_cooldown_decays_the_rate_linearly_over_the_last_share_of_the_run():
+    policy = RacingPolicy(3)
+    policy.plan_budget(100, [0.1, 0.3, 1.0])
+    factors = [policy.lr_factor(step) for step in range(100)]
+    assert factors[:80] == [1.0] * 80
+    assert factors[80:] == pytest.approx([(100 - step) / 20 for step in range(80, 100)])  # 1 down to 1/20
+    assert policy.lr_factor(130) == pytest.approx(1 / 20)  # past the plan (a longer resumed run): stays at the end
+    no_cooldown = RacingPolicy(3, cooldown=0)
+    no_cooldown.plan_budget(100, [0.1, 0.3, 1.0])
+    assert {no_cooldown.lr_factor(step) for step in range(120)} == {1.0}
+    for bad in (-0.1, 1.0, True, "0.2", float("nan")):
+        with pytest.raises(ValueError, match="cooldown must be a share"):
+            RacingPolicy(3, cooldown=bad)
+
+
+def test_in_a_trainer_the_cooldown_scales_the_played_arm_over_the_last_steps(tmp_path):
+    bandit = BanditLRCallback([0.01, 0.1, 0.5], probe_dataset=PROBE, seed=0)
+    recorder = RecordLearningRates(bandit)
+    make_trainer(tmp_path, bandit, recorder, max_steps=40).train()
+    assert bandit.policy.plan["cooldown_steps"] == 8
+    for step, lrs, arm in recorder.steps:  # the step about to be taken, 1-based
+        factor = min(1.0, (40 - (step - 1)) / 8)
+        assert lrs == [pytest.approx(arm * factor, rel=1e-12)] * len(lrs), step
+    assert recorder.steps[-1][1][0] == pytest.approx(recorder.steps[-1][2] / 8)
+    assert [record["lr"] for record in bandit.history][-1] == pytest.approx(recorder.steps[-1][1][0])
