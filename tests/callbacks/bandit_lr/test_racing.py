@@ -352,6 +352,12 @@ def test_the_cooldown_decays_the_rate_linearly_over_the_last_share_of_the_run():
     for bad in (-0.1, 1.0, True, "0.2", float("nan")):
         with pytest.raises(ValueError, match="cooldown must be a share"):
             RacingPolicy(3, cooldown=bad)
+    # a run resumed from a checkpoint written before the cooldown existed keeps its saved plan: no cooldown
+    state = json.loads(json.dumps(no_cooldown.state_dict()))
+    state["plan"].pop("cooldown_steps")
+    resumed = RacingPolicy(3)  # the default settings, as rebuilt from that checkpoint's arguments
+    resumed.load_state_dict(state)
+    assert resumed.lr_factor(99) == 1.0 and resumed.plan["races"] == 1
 
 
 def test_in_a_trainer_the_cooldown_scales_the_played_arm_over_the_last_steps(tmp_path):
