@@ -389,7 +389,8 @@ def _trace_figure(traces: dict[str, dict[str, list[tuple[int, float]]]], rows: l
             top.step(steps, lrs, where="post", color=color, alpha=0.8)
             top.plot(steps, lrs, ls="none", marker=marker, ms=3, color=color, label=name)
         top.set(yscale="log", xlabel="training step", ylabel="learning rate played", title=f"{task} (first seed)")
-        top.legend(fontsize=7)
+        if column == len(traces) - 1:  # the panels share their entries: one legend per row (placed by the report)
+            top.legend(fontsize=7)
         task_rows = [row for row in rows if row["task"] == task]
         for family, (color, marker) in zip(("SGD", "AdamW"), styles):
             fixed = [row for row in task_rows if row["optimizer"] == family and row["run"].startswith("fixed")]
@@ -404,6 +405,7 @@ def _trace_figure(traces: dict[str, dict[str, list[tuple[int, float]]]], rows: l
                         row["test loss"], color=color, ls=lines[row["run"]], lw=1.2, label=f"{family} {row['run']}"
                     )
         bottom.set(xscale="log", yscale="log", xlabel="fixed learning rate", ylabel="final test loss")
-        bottom.legend(fontsize=7)
+        if column == len(traces) - 1:
+            bottom.legend(fontsize=7)
     figure.tight_layout()
     return figure
