@@ -46,8 +46,8 @@ MIN_TAIL_LOOK_AHEAD = 4`` when judged by the tail, so that the average spans 2+ 
 - a *cooldown* (default): over the run's last ``cooldown * T`` steps (``cooldown=0.2``) the played rate is scaled
   down linearly to ``1 / (cooldown * T)`` of itself at the last step, the decay phase of a warmup-stable-decay
   schedule. Near the end of a run a smaller rate pays (it removes the noise floor of the rate), and annealing is how
-  to take that gain: measured on ``hf-eff bench bandit_lr``, a cooldown beat the closing race below on every task
-  and optimizer, which steps at most one grid notch down, late, and throws two branches away;
+  to take that gain: measured on ``hf-eff bench bandit_lr`` (5 seeds), the cooldown beat the closing race (below),
+  which steps at most one grid notch down, late, and throws two branches away, on every task and optimizer;
 - with ``cooldown=0``, ``races`` *closing races* (default 1) near the end instead, between the current arm and its
   two neighbours on the sorted grid (the current arm first, so that a tie keeps it), each with branches of
   ``closing = exploration * T / (4 races)`` steps followed by ``closing`` steps of exploitation: the look-ahead
