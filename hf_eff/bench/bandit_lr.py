@@ -21,7 +21,7 @@ inside ``max_steps``) plus its probe evaluations, a forward pass counted as a th
 
 import statistics
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -104,9 +104,16 @@ TASKS = (
          {**GRIDS, "SGD": LM_SGD_GRID}, _byte_lm),
     Task("digits-cnn", "2-conv CNN, sklearn digits, short run", 150, 80, 32, GRIDS, _digits(DigitsCNN)),
 )  # fmt: skip
+# the digits tasks again at 4x their length (full size only): "runs of any length", where the fixed rates converge
+LONG_TASKS = tuple(
+    replace(task, name=f"{task.name} x4", description=f"{task.description}, 4x longer", steps=4 * task.steps)
+    for task in TASKS
+    if task.name.startswith("digits")
+)
 QUICK = {"seeds": (0,), "optimizers": ("SGD",), "selectors": ("race", KEPT)}
 # 5 seeds: one final loss at a fixed rate varies up to 5x between seeds on these short runs (the notes report it)
 FULL = {"seeds": (0, 1, 2, 3, 4), "optimizers": ("SGD", "AdamW"), "selectors": tuple(SELECTORS)}
+LONG = {"seeds": (0, 1, 2), "optimizers": ("SGD", "AdamW"), "selectors": ("race",)}  # 4x the steps: fewer runs
 
 
 def _test_loss(model: nn.Module, dataset) -> float:
@@ -268,20 +275,24 @@ def _run(settings: BenchSettings) -> BenchReport:
 
     config = QUICK if settings.quick else FULL
     seeds = tuple(settings.seed + offset for offset in config["seeds"])
-    per_family = sum(len(GRIDS["SGD"]) + len(config["selectors"]) + 2 for _ in config["optimizers"])
+    plan = [(task, config) for task in TASKS] + ([] if settings.quick else [(task, LONG) for task in LONG_TASKS])
+    total = sum(len(c["seeds"]) * (sum(len(GRIDS["SGD"]) + len(c["selectors"]) + 2 for _ in c["optimizers"]) + 2)
+                for _, c in plan)  # fmt: skip
     rows, verdicts, traces = [], [], {}
-    with tqdm(total=len(TASKS) * len(seeds) * (per_family + 2), desc="bandit_lr runs") as progress:
-        for task in TASKS:
+    with tqdm(total=total, desc="bandit_lr runs") as progress:
+        for task, task_config in plan:
             steps = task.quick_steps if settings.quick else task.steps
-            per_seed = [_task_runs(task, config, seed, steps, progress) for seed in seeds]
-            task_rows, task_verdicts = _summaries(task, config, per_seed)
+            task_seeds = tuple(settings.seed + offset for offset in task_config["seeds"])
+            per_seed = [_task_runs(task, task_config, seed, steps, progress) for seed in task_seeds]
+            task_rows, task_verdicts = _summaries(task, task_config, per_seed)
             rows += task_rows
             verdicts += task_verdicts
-            traces[task.name] = {
-                f"{family} {selector}": per_seed[0][family, selector]["trace"]
-                for family in config["optimizers"]
-                for selector in config["selectors"]
-            }
+            if task in TASKS:  # the figure shows the benchmark's own lengths
+                traces[task.name] = {
+                    f"{family} {selector}": per_seed[0][family, selector]["trace"]
+                    for family in task_config["optimizers"]
+                    for selector in task_config["selectors"]
+                }
     return BenchReport(
         method="bandit_lr",
         title="Hot swapping: one learning-rate selector run vs its whole grid and learning-rate-free optimizers",
@@ -298,9 +309,11 @@ def _run(settings: BenchSettings) -> BenchReport:
                     "description": task.description,
                     "steps": task.quick_steps if settings.quick else task.steps,
                     "batch_size": task.batch_size,
-                    "grids": {family: list(task.grids[family]) for family in config["optimizers"]},
+                    "grids": {family: list(task.grids[family]) for family in task_config["optimizers"]},
+                    "seeds": [settings.seed + offset for offset in task_config["seeds"]],
+                    "selectors": list(task_config["selectors"]),
                 }
-                for task in TASKS
+                for task, task_config in plan
             },
             "schedule_free": SCHEDULE_FREE,
             "warmup_share": WARMUP_SHARE,
@@ -332,6 +345,14 @@ def _notes(verdicts: list[dict[str, Any]], config: dict, seeds: tuple[int, ...],
     notes = [
         f"mean test loss over seeds {list(seeds)}; wrapped optimizers {list(config['optimizers'])}; every fixed rate, "
         "selector and baseline trains the same model from the same initialisation on the same batches",
+        *(
+            []
+            if quick
+            else [
+                f"'{', '.join(task.name for task in LONG_TASKS)}': the digits tasks at 4x their steps (runs of any "
+                f"length), seeds {[seeds[0] + offset for offset in LONG['seeds']]}, the default selector only"
+            ]
+        ),
         "cost: a grid search is 7 runs of T steps; a selector run is its max_steps / T plus its probe evaluations "
         f"({PROBE_SIZE} held-out examples per episode, a forward counted as 1/3 of a step). 'race' runs T steps, "
         f"its races inside them (it keeps 'kept steps / T' of training); '{KEPT}' runs "
