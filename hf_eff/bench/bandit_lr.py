@@ -12,6 +12,9 @@ is trained once more with the same cooldown (Trainer's ``warmup_stable_decay`` s
 per task and seed: Adadelta, schedule-free SGD and AdamW (``optim="schedule_free_sgd"`` / ``"schedule_free_adamw"``
 at the package's default rates, 5% warm-up) and Prodigy.
 
+At full size both digits tasks also run at 4x their length (3 seeds, the default selector with the grid and the
+baselines), where the fixed rates converge: the "runs of any length" check.
+
 Every run trains the same model from the same initialisation on the same batches through a ``Trainer``, ``T`` steps
 (the kept-steps selectors: more, of which ``T`` are kept); the score is the final loss on a test set never seen in
 training (the probe set the selectors evaluate is held out of the training data too). Cost is counted, not timed: a
