@@ -55,12 +55,14 @@ def test_quick_benchmark_reports_every_fixed_rate_adadelta_and_the_bandit(tmp_pa
     pytest.importorskip("schedulefree")
     pytest.importorskip("prodigyopt")
     from hf_eff.bench import BenchSettings, write_report
-    from hf_eff.bench.bandit_lr import GRIDS, KEPT, run
+    from hf_eff.bench.bandit_lr import BEST_COOLED, GRIDS, KEPT, run
 
     report = run(BenchSettings(size="quick", output_dir=tmp_path))
     names = [row["run"] for row in report.rows if row["task"] == "digits-mlp"]
     assert [f"fixed lr={lr:g}" for lr in GRIDS["SGD"]] == [name for name in names if name.startswith("fixed")]
-    assert {"race", KEPT, "schedule-free", "Adadelta", "Prodigy"} <= set(names)
+    assert {"race", KEPT, BEST_COOLED, "schedule-free", "Adadelta", "Prodigy"} <= set(names)
+    cooled = next(row for row in report.rows if row["task"] == "digits-mlp" and row["run"] == BEST_COOLED)
+    assert cooled["cost (runs)"] == len(GRIDS["SGD"]) + 1  # the grid, then its best rate again with the cooldown
     kept = [row for row in report.rows if row["run"] == KEPT]
     assert all(row["kept steps / T"] >= 1 and row["cost (runs)"] > 1 for row in kept)  # T kept, exploration on top
     assert {row["task"] for row in report.rows} == {"digits-mlp", "bytes-lm", "digits-cnn"}
