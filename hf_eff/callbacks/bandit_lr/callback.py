@@ -8,8 +8,7 @@ and is scored by the relative decrease of the objective over the episode. Two ki
   continues from the winning branch, judging progress races by the probe loss of each branch's tail-averaged
   weights; its plan (episode lengths, races) is derived from ``max_steps``, and over the run's last 20% the rate
   decays linearly toward 0 (a cooldown). Exploitation episodes whose loss diverges are undone and the rate steps
-  down one grid notch. hf_eff's design, measured to beat
-  the bandits below on ``hf-eff bench bandit_lr``;
+  down one grid notch. hf_eff's design, measured to beat the bandits below on ``hf-eff bench bandit_lr``;
 - a bandit over per-episode rewards (:mod:`~hf_eff.callbacks.bandit_lr.policies`), the paper's discounted UCB
   (``bandit="ducb"``) and others, with episodes of ``episode_steps`` (derived from ``max_steps`` when unset). Optional
   backtracking rejects an episode that made the objective worse by restoring the weights and optimizer state.
@@ -97,15 +96,14 @@ class BanditLRCallback(HfEffCallback):
         episode_steps: optimizer steps per episode (one arm is played per episode) of a bandit; ``None`` (default)
             derives ``max_steps // (8 * len(arms))``. With racing: the opening race's look-ahead (``None``: derived).
         mode: ``"absolute"`` sets every param group's learning rate to the arm each step, times the racing
-            selector's cooldown near the end (any schedule is ignored; use ``lr_scheduler_type="constant"``); ``"multiplier"`` multiplies the schedule's base rates
-            by the arm, keeping its warm-up/decay shape (needs a ``LambdaLR``, which every Trainer schedule except
-            ``reduce_lr_on_plateau`` and ``greedy`` is).
+            selector's cooldown near the end (any schedule is ignored; use ``lr_scheduler_type="constant"``);
+            ``"multiplier"`` multiplies the schedule's base rates by the arm, keeping its warm-up/decay shape (needs
+            a ``LambdaLR``, which every Trainer schedule except ``reduce_lr_on_plateau`` and ``greedy`` is).
         bandit: ``"race"`` (default, :class:`~hf_eff.callbacks.bandit_lr.RacingPolicy`), a bandit name (``"ducb"``,
             the paper's, ``"swucb"``, ``"ucb1"``, ``"epsilon_greedy"``, ``"thompson"``, or one added with
             :func:`hf_eff.callbacks.bandit_lr.register_bandit`) or a ``BanditPolicy`` instance.
         bandit_kwargs: keyword arguments of the named policy (racing: ``exploration``, ``look_ahead``, ``races``,
-            ``confirm``, ``judge``, ``cooldown``;
-            D-UCB: ``{"gamma": 0.9, "xi": 0.6}``; the ``B`` of the UCB indices is their ``reward_bound``, 1 by
+            ``confirm``, ``judge``, ``cooldown``; D-UCB: ``{"gamma": 0.9, "xi": 0.6}``; the ``B`` of the UCB indices is their ``reward_bound``, 1 by
             default, the typical size of a scaled reward).
         reward: ``"probe_loss"`` (the relative decrease of the loss on ``probe_dataset``) or ``"train_loss"``
             (of the mean training loss logged by the Trainer; needs ``logging_steps == episode_steps``).
