@@ -103,8 +103,8 @@ class BanditLRCallback(HfEffCallback):
             the paper's, ``"swucb"``, ``"ucb1"``, ``"epsilon_greedy"``, ``"thompson"``, or one added with
             :func:`hf_eff.callbacks.bandit_lr.register_bandit`) or a ``BanditPolicy`` instance.
         bandit_kwargs: keyword arguments of the named policy (racing: ``exploration``, ``look_ahead``, ``races``,
-            ``confirm``, ``judge``, ``cooldown``; D-UCB: ``{"gamma": 0.9, "xi": 0.6}``; the ``B`` of the UCB indices is their ``reward_bound``, 1 by
-            default, the typical size of a scaled reward).
+            ``confirm``, ``judge``, ``cooldown``; D-UCB: ``{"gamma": 0.9, "xi": 0.6}``; the ``B`` of the UCB indices
+            is their ``reward_bound``, 1 by default, the typical size of a scaled reward).
         reward: ``"probe_loss"`` (the relative decrease of the loss on ``probe_dataset``) or ``"train_loss"``
             (of the mean training loss logged by the Trainer; needs ``logging_steps == episode_steps``).
         probe_dataset: a small held-out set (``datasets.Dataset``, map-style torch dataset or list of examples)
