@@ -63,6 +63,12 @@ and keeps ``T`` minus the discarded steps of training (the plan's ``"kept_steps"
 gives the ``max_steps`` that keeps a chosen number of steps instead. The cooldown follows the global step (the last
 steps of ``max_steps``), so it applies as planned to a run of ``max_steps_for(T)`` too.
 
+Known limitation (measured on ``hf-eff bench bandit_lr``): the rate is decided early, from branches far shorter
+than the run. Where the ranking of rates from the initial weights flips late and a rate's early steps have lasting
+effects, the race picks a rate that is too large and switching down later does not recover: with AdamW on the byte
+LM (the ranking flips after about a third of the run) and on the digits tasks run 4x longer, racing ends 1.07-2.6x
+above the best fixed rate of its grid.
+
 These are hf_eff's choices, not the paper's (whose settings are unverified); the benchmark
 (``hf-eff bench bandit_lr``) is where they earned their place.
 """
