@@ -3,17 +3,18 @@
 Three tasks of different kinds and lengths, all offline: an MLP and a small CNN on the scikit-learn 8x8 digits, and
 a tiny byte-level GPT-2 on Python's docstrings (:mod:`hf_eff.data.text`). For each task, seed and wrapped optimizer
 (SGD, AdamW), every fixed learning rate of a 7-point log grid is trained once, and so is one run of each selector
-over the same grid: the racing default (its races inside the run's ``T`` steps, a cooldown over the last 20%); racing
-with ``max_steps = selector.max_steps_for(T)``, so that it keeps ``T`` steps of trajectory like every fixed rate and
-pays its exploration on top; racing with a closing race instead of the cooldown (the previous default); and the
-paper's D-UCB with backtracking. The racing default's cooldown also helps a fixed rate, so each seed's best fixed rate
+over the same grid: the racing default (its races inside the run's ``T`` steps, a stretch that stalls steps the rate
+down, a cooldown over the last 20%); racing with ``max_steps = selector.max_steps_for(T)``, so that it keeps ``T``
+steps of trajectory like every fixed rate and pays its exploration on top; racing without the stall step-down (the
+previous default); racing with neither, a closing race instead of the cooldown (the one before); and the paper's
+D-UCB with backtracking. The racing default's cooldown also helps a fixed rate, so each seed's best fixed rate
 is trained once more with the same cooldown (Trainer's ``warmup_stable_decay`` schedule, linear decay over the last
 20%): what a grid search with that schedule would find, at the grid's cost. The learning-rate-free baselines run once
 per task and seed: Adadelta, schedule-free SGD and AdamW (``optim="schedule_free_sgd"`` / ``"schedule_free_adamw"``
 at the package's default rates, 5% warm-up) and Prodigy.
 
-At full size both digits tasks also run at 4x their length (8 seeds, the default selector with the grid and the
-baselines), where the fixed rates converge: the "runs of any length" check.
+At full size both digits tasks also run at 4x their length (8 seeds; racing with and without the stall step-down, the
+grid and the baselines), where the fixed rates converge: the "runs of any length" check.
 
 Every run trains the same model from the same initialisation on the same batches through a ``Trainer``, ``T`` steps
 (the kept-steps selectors: more, of which ``T`` are kept); the score is the final loss on a test set never seen in
@@ -44,13 +45,15 @@ GRIDS = {
 }
 LM_SGD_GRID = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0)  # a byte-level LM wants larger SGD rates than the digits nets
 KEPT = "race (T kept steps)"
+NO_STALL = "race (no stall step-down)"
 # runs max_steps = selector.max_steps_for(T): T steps of kept trajectory like every fixed rate, exploration on top
 KEPT_STEPS = (KEPT,)
 CANDIDATES = ("race", *KEPT_STEPS)  # the selectors the goal is checked for
 SELECTORS = {
     "race": {},  # the default: BanditLRCallback(arms, probe_dataset=...), tail-judged races, cooldown at the end
     KEPT: {},
-    "race (closing race)": {"bandit_kwargs": {"cooldown": 0}},  # the previous default: a closing race anneals
+    NO_STALL: {"bandit_kwargs": {"stall_step_down": False}},  # the previous default: only divergence steps down
+    "race (closing race)": {"bandit_kwargs": {"cooldown": 0, "stall_step_down": False}},  # the one before: no cooldown
     "ducb+backtrack": {"bandit": "ducb", "backtrack": True},  # the paper's method, episode length derived
 }
 BEST_COOLED = "grid's best + cooldown"  # each seed's best fixed rate again, with the racing default's cooldown
@@ -116,9 +119,9 @@ LONG_TASKS = tuple(
 QUICK = {"seeds": (0,), "optimizers": ("SGD",), "selectors": ("race", KEPT)}
 # 5 seeds: one final loss at a fixed rate varies up to 5x between seeds on these short runs (the notes report it)
 FULL = {"seeds": (0, 1, 2, 3, 4), "optimizers": ("SGD", "AdamW"), "selectors": tuple(SELECTORS)}
-# 4x the steps, the default selector only; 8 seeds: near convergence one final test loss varies up to 20x between seeds
+# 4x the steps, racing with and without the stall step-down; 8 seeds: near convergence one final test loss varies up to 20x between seeds
 # (a few confidently wrong test digits), and 3 seeds measured digits-cnn x4 / SGD at 1.45x where 12 seeds gave 1.06x
-LONG = {"seeds": tuple(range(8)), "optimizers": ("SGD", "AdamW"), "selectors": ("race",)}
+LONG = {"seeds": tuple(range(8)), "optimizers": ("SGD", "AdamW"), "selectors": ("race", NO_STALL)}
 
 
 def _test_loss(model: nn.Module, dataset) -> float:
@@ -355,7 +358,8 @@ def _notes(verdicts: list[dict[str, Any]], config: dict, seeds: tuple[int, ...],
             if quick
             else [
                 f"'{', '.join(task.name for task in LONG_TASKS)}': the digits tasks at 4x their steps (runs of any "
-                f"length), seeds {[seeds[0] + offset for offset in LONG['seeds']]}, the default selector only"
+                f"length), seeds {[seeds[0] + offset for offset in LONG['seeds']]}, racing with and without the stall "
+                "step-down"
             ]
         ),
         "cost: a grid search is 7 runs of T steps; a selector run is its max_steps / T plus its probe evaluations "

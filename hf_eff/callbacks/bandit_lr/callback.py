@@ -475,7 +475,7 @@ class BanditLRCallback(HfEffCallback):
             reward = self._reward(start_loss, end_loss)
         if reward is not None:
             self.policy.update(arm, reward)
-        if racing and diverged:
+        if racing and (diverged or self.policy.steps_down_after(reward, state.global_step)):
             self.policy.step_down()
         self._record_episode(state, optimizer, end_loss, reward, backtracked=backtracked)
         # the next episode starts from the restored weights (whose loss is start_loss) or from the new ones

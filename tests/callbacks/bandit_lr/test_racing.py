@@ -370,3 +370,44 @@ def test_in_a_trainer_the_cooldown_scales_the_played_arm_over_the_last_steps(tmp
         assert lrs == [pytest.approx(arm * factor, rel=1e-12)] * len(lrs), step
     assert recorder.steps[-1][1][0] == pytest.approx(recorder.steps[-1][2] / 8)
     assert [record["lr"] for record in bandit.history][-1] == pytest.approx(recorder.steps[-1][1][0])
+
+
+def test_a_stalled_exploitation_stretch_steps_the_rate_down_before_the_cooldown_only():
+    policy = RacingPolicy(3)
+    policy.plan_budget(100, [0.1, 0.3, 1.0])  # the rate decays from the 82nd step on (factor 19/20)
+    assert policy.steps_down_after(0.0, 50) and policy.steps_down_after(-0.2, 80)  # no progress: step down
+    assert not policy.steps_down_after(1e-6, 50)  # some progress: keep the rate
+    assert not policy.steps_down_after(-0.2, 81)  # the cooldown anneals from here
+    assert not policy.steps_down_after(None, 50)  # no probe loss at the stretch's start (a resumed run)
+    disabled = RacingPolicy(3, stall_step_down=False)
+    disabled.plan_budget(100, [0.1, 0.3, 1.0])
+    assert not disabled.steps_down_after(-0.2, 50)
+    assert disabled.config()["stall_step_down"] is False
+    with pytest.raises(ValueError, match="stall_step_down must be a bool"):
+        RacingPolicy(3, stall_step_down=1)
+
+
+def test_in_a_trainer_a_stretch_that_does_not_lower_the_probe_loss_moves_the_rate_one_notch_down(tmp_path):
+    arms = [0.05, 0.2, 1.0, 5.0]
+    exploitation = {}
+    for stall_step_down in (True, False):
+        bandit = BanditLRCallback(
+            arms, probe_dataset=PROBE, seed=0, bandit_kwargs={"stall_step_down": stall_step_down}
+        )
+        make_trainer(tmp_path / str(stall_step_down), bandit, max_steps=100).train()
+        # with the cooldown there is no closing race: after the confirmation race every episode exploits
+        records = [record for record in bandit.history if record.get("branch") is None]
+        exploitation[stall_step_down] = (bandit.policy, records)
+    policy, records = exploitation[True]
+    stalls = 0
+    for record, following in zip(records, records[1:]):
+        stalled = record["reward"] <= 0 and policy.lr_factor(record["global_step"]) == 1.0
+        stalls += stalled and not record["backtracked"]
+        lower = max([arm for arm in arms if arm < record["arm_value"]], default=record["arm_value"])
+        expected = lower if stalled or record["backtracked"] else record["arm_value"]
+        assert following["arm_value"] == expected, (record, following)
+        assert following["start_loss"] == (record["start_loss"] if record["backtracked"] else record["end_loss"])
+    assert stalls >= 2  # this run stalls twice before its cooldown (kept, not undone)
+    policy, records = exploitation[False]
+    for record, following in zip(records, records[1:]):  # only a diverging stretch (undone) moves the rate
+        assert following["arm_value"] == record["arm_value"] or record["backtracked"]
