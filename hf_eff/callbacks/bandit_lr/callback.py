@@ -8,7 +8,8 @@ and is scored by the relative decrease of the objective over the episode. Two ki
   continues from the winning branch, judging progress races by the probe loss of each branch's tail-averaged
   weights; its plan (episode lengths, races) is derived from ``max_steps``, and over the run's last 20% the rate
   decays linearly toward 0 (a cooldown). Exploitation episodes whose loss diverges are undone and the rate steps
-  down one grid notch. hf_eff's design, measured to beat the bandits below on ``hf-eff bench bandit_lr``;
+  down one grid notch; one that did not lower the loss is kept and the rate steps down too (before the cooldown).
+  hf_eff's design, measured to beat the bandits below on ``hf-eff bench bandit_lr``;
 - a bandit over per-episode rewards (:mod:`~hf_eff.callbacks.bandit_lr.policies`), the paper's discounted UCB
   (``bandit="ducb"``) and others, with episodes of ``episode_steps`` (derived from ``max_steps`` when unset). Optional
   backtracking rejects an episode that made the objective worse by restoring the weights and optimizer state.
