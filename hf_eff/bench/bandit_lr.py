@@ -119,8 +119,9 @@ LONG_TASKS = tuple(
 QUICK = {"seeds": (0,), "optimizers": ("SGD",), "selectors": ("race", KEPT)}
 # 5 seeds: one final loss at a fixed rate varies up to 5x between seeds on these short runs (the notes report it)
 FULL = {"seeds": (0, 1, 2, 3, 4), "optimizers": ("SGD", "AdamW"), "selectors": tuple(SELECTORS)}
-# 4x the steps, racing with and without the stall step-down; 8 seeds: near convergence one final test loss varies up to 20x between seeds
-# (a few confidently wrong test digits), and 3 seeds measured digits-cnn x4 / SGD at 1.45x where 12 seeds gave 1.06x
+# 4x the steps, racing with and without the stall step-down; 8 seeds: near convergence one final test loss varies up
+# to 20x between seeds (a few confidently wrong test digits), and 3 seeds measured digits-cnn x4 / SGD at 1.45x where
+# 12 seeds gave 1.06x
 LONG = {"seeds": tuple(range(8)), "optimizers": ("SGD", "AdamW"), "selectors": ("race", NO_STALL)}
 
 
