@@ -58,6 +58,7 @@ LARGE = "fashion_mnist_10k"
 FAST_UP_FACTOR = 2  # the documented faster point: n_components_up = 2 * n_components
 OURS_FAST = f"CRAFTMaps, n_components_up = {FAST_UP_FACTOR}E"
 FAST_SPEED = f"ours, n_components_up = {FAST_UP_FACTOR}E [float64]"
+PRODUCTS = "our matrix products alone [float64]"  # timed to measure what bounds the default's float64 speed
 ABLATIONS = (
     OURS_SRHT,
     OLD,
@@ -442,6 +443,7 @@ def _throughput(settings: BenchSettings, progress) -> list[dict]:
                 "ours [float64]": lambda m=ours, x=x: m.transform(x),
                 "ours [float32]": lambda m=ours, x=x32: m.transform(x),
                 FAST_SPEED: lambda m=fast, x=x: m.transform(x),
+                PRODUCTS: _matrix_products_only(ours.feature_map_, torch.from_numpy(x)),
             }
             with single_thread():
                 timings = compare_timings(
@@ -456,10 +458,29 @@ def _throughput(settings: BenchSettings, progress) -> list[dict]:
                     base / fastest if spread <= UNRELIABLE_SPREAD else "unreliable (noisy machine)"
                 )
                 row[f"spread {name}"] = spread
+            products = _fastest(timings[PRODUCTS].times_s)[0]
+            row[f"{PRODUCTS} / sklearn"] = products / base
+            row[f"{PRODUCTS} / ours [float64]"] = products / _fastest(timings["ours [float64]"].times_s)[0]
             row["sklearn ms"] = 1000 * base
             rows.append(row)
             progress.update(1)
     return rows
+
+
+def _matrix_products_only(feature_map, x: torch.Tensor) -> Callable[[], None]:
+    """The TensorSRHT blocks' matrix products of ``feature_map`` alone, on the batches its transform uses: the
+    part of our time that is pure BLAS, which bounds how fast the map can be."""
+    blocks = [block.up for block in feature_map.blocks if isinstance(block.up, ComplexTensorSRHT)]
+    augmented = feature_map.plan.augmented
+
+    def run() -> None:
+        for chunk in x.split(feature_map.rows_per_batch()):
+            if augmented:  # the blocks see [x, sqrt(coef0)]; the column's value does not change the work
+                chunk = torch.cat([chunk, chunk.new_ones(chunk.shape[0], 1)], dim=1)
+            for up in blocks:
+                up.factor_projections(chunk)
+
+    return run
 
 
 def _fastest(times: list[float]) -> tuple[float, float]:
@@ -653,9 +674,15 @@ def _notes(settings, gram_rows, summary, time_rows, accuracy_rows, speed_rows, b
             )
             + ". Cause: the default spends its time on accuracy. A degree-3 block with d = 64 up-projects to D = 4E "
             "complex-to-real TensorSRHT features before compressing: 3 factors x 2E complex projections, one d x 12E "
-            "real matrix product (~0.8 MFlop per row at E = 512, which runs near the core's peak float64 rate and is "
-            "most of our time), where scikit-learn's TensorSketch needs a count sketch and four FFTs of length E "
-            "(~0.05 MFlop). A fast Walsh-Hadamard pass instead of the matrix product needs 4x fewer flops but a "
+            "real matrix product (~0.8 MFlop per row at E = 512), where scikit-learn's TensorSketch needs a count "
+            "sketch and four FFTs of length E (~0.05 MFlop). Timed alone in the same rounds, the matrix products "
+            "(BLAS, nothing to fuse away) take "
+            + ", ".join(
+                f"{r[f'{PRODUCTS} / sklearn']:.2f}x of scikit-learn's whole transform ({r[f'{PRODUCTS} / ours [float64]']:.0%} of ours)"
+                for r in speed_rows
+            )
+            + " in the same order: 3x needs the whole transform under 0.33x. A fast Walsh-Hadamard pass instead of "
+            "the matrix product needs 4x fewer flops but a "
             "gather per factor for the rows' permutations and measured no faster. float32 halves the product's cost; "
             f"the faster point n_components_up = {FAST_UP_FACTOR}E halves it too: "
             + ", ".join(

@@ -67,17 +67,24 @@ class ComplexTensorSRHT(RandomFeatureMap):
         One matrix product gives every factor, laid out (real, imaginary) pairwise so that it is a complex tensor
         without a copy; the products are torch's vectorised complex multiplies, in place after the first.
         """
-        d, k = self.n_features_in, self.n_complex
-        projection = self.derived(
-            "interleaved", lambda: self.projection.view(d, self.degree, 2, k).transpose(2, 3).reshape(d, -1), x.dtype
-        )
-        factors = torch.view_as_complex((x @ projection).view(x.shape[0], self.degree, k, 2))
+        factors = torch.view_as_complex(self.factor_projections(x).view(x.shape[0], self.degree, self.n_complex, 2))
         if self.degree == 1:
             return factors[:, 0]
         product = factors[:, 0] * factors[:, 1]
         for j in range(2, self.degree):
             product.mul_(factors[:, j])
         return product
+
+    def factor_projections(self, x: torch.Tensor) -> torch.Tensor:
+        """(n, degree * 2K) real: every factor's projections <w_jk, x>, (real, imaginary) pairwise per k.
+
+        The one matrix product of the map, d x (degree * 2K): at d = 64 it is most of the map's cost.
+        """
+        d, k = self.n_features_in, self.n_complex
+        projection = self.derived(
+            "interleaved", lambda: self.projection.view(d, self.degree, 2, k).transpose(2, 3).reshape(d, -1), x.dtype
+        )
+        return x @ projection
 
     def interleaved_layout(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Where each entry of ``view_as_real(complex_features(x))`` (Re z_1, Im z_1, Re z_2, ...) goes.

@@ -4,6 +4,7 @@ import math
 
 import numpy as np
 import pytest
+import torch
 
 from hf_eff.bench import craftmaps as bench
 from hf_eff.bench.registry import BenchSettings
@@ -85,3 +86,25 @@ def test_accuracy_goal_is_not_reached_when_a_cell_is_lower_and_names_every_negat
     assert text.startswith("NOT REACHED") and "1 of 3 cells lower, 1 higher" in text
     assert "E=64 -1.00" in text and "E=256 -0.20" in text and "E=1024" not in text
     assert bench._accuracy_goal(settings, rows[1:]).startswith("REACHED")
+
+
+@pytest.mark.parametrize("h01", [True, False])  # False: one block on [x, sqrt(coef0)], one column wider
+def test_matrix_products_probe_runs_every_tensor_srht_block_on_every_row_at_the_block_width(monkeypatch, h01):
+    from hf_eff import CraftMapsSampler
+    from hf_eff.random_features.tensor_srht import ComplexTensorSRHT
+
+    x = np.random.default_rng(0).standard_normal((300, 64))
+    feature_map = CraftMapsSampler(degree=3, coef0=1, n_components=64, h01=h01, batch_size=128).fit(x).feature_map_
+    seen = []
+    original = ComplexTensorSRHT.factor_projections
+    monkeypatch.setattr(
+        ComplexTensorSRHT,
+        "factor_projections",
+        lambda self, chunk: seen.append((id(self), chunk.shape)) or original(self, chunk),
+    )
+    bench._matrix_products_only(feature_map, torch.from_numpy(x))()
+    blocks = [block.up for block in feature_map.blocks if isinstance(block.up, ComplexTensorSRHT)]
+    assert blocks and {key for key, _ in seen} == {id(up) for up in blocks}
+    for up in blocks:
+        shapes = [shape for key, shape in seen if key == id(up)]
+        assert sum(rows for rows, _ in shapes) == len(x) and {width for _, width in shapes} == {up.n_features_in}
