@@ -89,22 +89,22 @@ def test_accuracy_goal_is_not_reached_when_a_cell_is_lower_and_names_every_negat
 
 
 @pytest.mark.parametrize("h01", [True, False])  # False: one block on [x, sqrt(coef0)], one column wider
-def test_matrix_products_probe_runs_every_tensor_srht_block_on_every_row_at_the_block_width(monkeypatch, h01):
+@pytest.mark.parametrize("part", ["factor_projections", "monomial_products"])
+def test_up_projection_part_runs_every_block_of_its_kind_on_every_row_at_the_block_width(monkeypatch, h01, part):
     from hf_eff import CraftMapsSampler
+    from hf_eff.random_features.explicit import ExplicitPolynomialFeatures
     from hf_eff.random_features.tensor_srht import ComplexTensorSRHT
 
+    kind = ComplexTensorSRHT if part == "factor_projections" else ExplicitPolynomialFeatures
     x = np.random.default_rng(0).standard_normal((300, 64))
     feature_map = CraftMapsSampler(degree=3, coef0=1, n_components=64, h01=h01, batch_size=128).fit(x).feature_map_
     seen = []
-    original = ComplexTensorSRHT.factor_projections
-    monkeypatch.setattr(
-        ComplexTensorSRHT,
-        "factor_projections",
-        lambda self, chunk: seen.append((id(self), chunk.shape)) or original(self, chunk),
-    )
-    bench._matrix_products_only(feature_map, torch.from_numpy(x))()
-    blocks = [block.up for block in feature_map.blocks if isinstance(block.up, ComplexTensorSRHT)]
-    assert blocks and {key for key, _ in seen} == {id(up) for up in blocks}
-    for up in blocks:
+    original = getattr(kind, part)
+    monkeypatch.setattr(kind, part, lambda self, chunk: seen.append((id(self), chunk.shape)) or original(self, chunk))
+    bench._up_projection_part(feature_map, torch.from_numpy(x), kind)()
+    ups = [block.up for block in feature_map.blocks if isinstance(block.up, kind)]
+    assert {key for key, _ in seen} == {id(up) for up in ups}
+    assert bool(ups) == (h01 or kind is ComplexTensorSRHT)  # h01=False: a single TensorSRHT block, no exact one
+    for up in ups:
         shapes = [shape for key, shape in seen if key == id(up)]
         assert sum(rows for rows, _ in shapes) == len(x) and {width for _, width in shapes} == {up.n_features_in}
